@@ -1,0 +1,4 @@
+//! Simulation clock, event queue, RNG streams and the main loop.
+
+pub mod rng;
+pub mod time;

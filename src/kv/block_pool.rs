@@ -1,0 +1,253 @@
+//! vLLM V1 `BlockPool` for one full-attention KV cache group (`vllm.md` §2).
+//!
+//! Semantics reproduced exactly: block 0 is the reserved null block; free
+//! blocks wait in a [`FreeQueue`] in eviction order; a cached block whose ref
+//! count drops to 0 stays cached and hit-able in the queue until it is popped
+//! for reuse (lazy eviction, the only eviction point); there is no
+//! de-duplication, so one hash may map to several blocks, and a lookup
+//! returns the one cached first.
+
+use rustc_hash::FxHashMap;
+
+use super::events::KvEvent;
+use super::free_queue::FreeQueue;
+use crate::compat::VllmVersion;
+
+/// Sentinel for "no hash" in the per-block hash table.
+const NO_HASH: u64 = 0;
+
+/// Paged KV memory of one pod.
+#[derive(Clone, Debug)]
+pub struct BlockPool {
+    n_blocks: u32,
+    ref_cnt: Vec<u32>,
+    /// Hash per block; `has_hash` says whether the slot is meaningful (a hash may be 0).
+    hash: Vec<u64>,
+    has_hash: Vec<bool>,
+    free: FreeQueue,
+    /// hash → cached block ids in insertion order (the first one is returned on a hit).
+    cached: FxHashMap<u64, Vec<u32>>,
+    enable_caching: bool,
+    emit_events: bool,
+    events: Vec<KvEvent>,
+    version: VllmVersion,
+    n_blocks_stored: u64,
+    n_blocks_removed: u64,
+}
+
+impl BlockPool {
+    /// A pool of `n_blocks` blocks (vLLM's `num_gpu_blocks`, null block included).
+    pub fn new(
+        n_blocks: u32,
+        enable_caching: bool,
+        emit_events: bool,
+        version: VllmVersion,
+    ) -> BlockPool {
+        assert!(n_blocks >= 2, "a pool needs the null block and at least one usable block");
+        let mut free = FreeQueue::new(n_blocks);
+        let null = free.pop_front();
+        debug_assert_eq!(null, Some(0));
+        BlockPool {
+            n_blocks,
+            ref_cnt: vec![0; n_blocks as usize],
+            hash: vec![NO_HASH; n_blocks as usize],
+            has_hash: vec![false; n_blocks as usize],
+            free,
+            cached: FxHashMap::default(),
+            enable_caching,
+            emit_events,
+            events: Vec::new(),
+            version,
+            n_blocks_stored: 0,
+            n_blocks_removed: 0,
+        }
+    }
+
+    /// Blocks usable by requests (`num_gpu_blocks - 1`).
+    pub fn n_usable(&self) -> u32 {
+        self.n_blocks - 1
+    }
+
+    /// Free blocks, cached blocks with ref count 0 included.
+    pub fn n_free(&self) -> u32 {
+        self.free.len()
+    }
+
+    /// `vllm:kv_cache_usage_perc` = 1 − free / usable.
+    pub fn usage(&self) -> f64 {
+        1.0 - self.n_free() as f64 / self.n_usable() as f64
+    }
+
+    /// Whether prefix caching is on.
+    pub fn caching_enabled(&self) -> bool {
+        self.enable_caching
+    }
+
+    /// Ref count of `block`.
+    pub fn ref_cnt(&self, block: u32) -> u32 {
+        self.ref_cnt[block as usize]
+    }
+
+    /// Cached block holding `hash`, the first cached if several do.
+    pub fn get_cached_block(&self, hash: u64) -> Option<u32> {
+        self.cached.get(&hash).and_then(|ids| ids.first().copied())
+    }
+
+    /// Pops `n` blocks from the head of the free queue, evicting cached ones
+    /// (one `BlockRemoved` each), and gives each a ref count of 1.
+    pub fn get_new_blocks(&mut self, n: u32, out: &mut Vec<u32>) {
+        assert!(n <= self.n_free(), "asked for {n} blocks with {} free", self.n_free());
+        for _ in 0..n {
+            let b = self.free.pop_front().expect("free count checked above");
+            if self.enable_caching {
+                self.maybe_evict_cached_block(b);
+            }
+            debug_assert_eq!(self.ref_cnt[b as usize], 0);
+            self.ref_cnt[b as usize] = 1;
+            out.push(b);
+        }
+    }
+
+    fn maybe_evict_cached_block(&mut self, b: u32) {
+        let i = b as usize;
+        if !self.has_hash[i] {
+            return;
+        }
+        let h = self.hash[i];
+        self.has_hash[i] = false;
+        if let Some(ids) = self.cached.get_mut(&h) {
+            if let Some(pos) = ids.iter().position(|&x| x == b) {
+                ids.remove(pos);
+                if ids.is_empty() {
+                    self.cached.remove(&h);
+                }
+                self.n_blocks_removed += 1;
+                if self.emit_events {
+                    self.events.push(KvEvent::BlockRemoved { block_hashes: vec![h] });
+                }
+            }
+        }
+    }
+
+    /// A prefix hit takes a reference on each block, unlinking free ones.
+    pub fn touch(&mut self, blocks: &[u32]) {
+        for &b in blocks {
+            if self.ref_cnt[b as usize] == 0 {
+                self.free.unlink(b);
+            }
+            self.ref_cnt[b as usize] += 1;
+        }
+    }
+
+    /// Drops one reference on each block of `ordered` (first = evicted first).
+    ///
+    /// [0.33] blocks reaching ref count 0 without a hash go to the head (reused
+    /// first), hashed ones to the tail in the given order. [0.11] all go to the
+    /// tail in the given order.
+    pub fn free_blocks(&mut self, ordered: impl Iterator<Item = u32>) {
+        match self.version {
+            VllmVersion::V0_33 => {
+                let mut unhashed: Vec<u32> = Vec::new();
+                for b in ordered {
+                    let i = b as usize;
+                    self.ref_cnt[i] -= 1;
+                    if self.ref_cnt[i] == 0 {
+                        if self.has_hash[i] {
+                            self.free.push_back(b);
+                        } else {
+                            unhashed.push(b);
+                        }
+                    }
+                }
+                self.free.push_front_n(&unhashed);
+            }
+            VllmVersion::V0_11 => {
+                for b in ordered {
+                    let i = b as usize;
+                    self.ref_cnt[i] -= 1;
+                    if self.ref_cnt[i] == 0 {
+                        self.free.push_back(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks `blocks[i]` as holding `hashes[i]` and makes them hit-able; emits
+    /// one `BlockStored` for the batch with `parent` as its parent hash.
+    pub fn cache_full_blocks(
+        &mut self,
+        blocks: &[u32],
+        hashes: &[u64],
+        parent: Option<u64>,
+        block_size: u32,
+    ) {
+        debug_assert_eq!(blocks.len(), hashes.len());
+        if blocks.is_empty() {
+            return;
+        }
+        for (&b, &h) in blocks.iter().zip(hashes) {
+            let i = b as usize;
+            debug_assert!(!self.has_hash[i], "block {b} cached twice");
+            self.hash[i] = h;
+            self.has_hash[i] = true;
+            self.cached.entry(h).or_default().push(b);
+        }
+        self.n_blocks_stored += blocks.len() as u64;
+        if self.emit_events {
+            self.events.push(KvEvent::BlockStored {
+                block_hashes: hashes.to_vec(),
+                parent_block_hash: parent,
+                block_size,
+            });
+        }
+    }
+
+    /// Drains the events queued since the last call.
+    pub fn take_events(&mut self) -> Vec<KvEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Total blocks stored and removed so far (counted whether or not events are emitted).
+    pub fn n_blocks_stored_removed(&self) -> (u64, u64) {
+        (self.n_blocks_stored, self.n_blocks_removed)
+    }
+
+    /// Number of distinct hashes currently hit-able.
+    pub fn n_cached_hashes(&self) -> usize {
+        self.cached.len()
+    }
+
+    /// Checks internal consistency: free + referenced = usable, and every
+    /// cached entry points at a block carrying that hash. For tests.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let n_referenced = self.ref_cnt[1..].iter().filter(|&&r| r > 0).count() as u32;
+        if n_referenced + self.n_free() != self.n_usable() {
+            return Err(format!(
+                "blocks not conserved: {} referenced + {} free != {} usable",
+                n_referenced,
+                self.n_free(),
+                self.n_usable()
+            ));
+        }
+        for b in 1..self.n_blocks {
+            let in_q = self.free.contains(b);
+            if in_q != (self.ref_cnt[b as usize] == 0) {
+                return Err(format!("block {b}: in free queue = {in_q}, ref count = {}", self.ref_cnt[b as usize]));
+            }
+        }
+        for (h, ids) in &self.cached {
+            for &b in ids {
+                if !self.has_hash[b as usize] || self.hash[b as usize] != *h {
+                    return Err(format!("cached entry {h:#x} → block {b} without that hash"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Free queue from head to tail (for tests).
+    pub fn free_queue_order(&self) -> Vec<u32> {
+        self.free.to_vec()
+    }
+}

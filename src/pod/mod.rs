@@ -1,0 +1,5 @@
+//! One vLLM V1 engine: scheduler, requests, step-time models.
+
+pub mod latency;
+pub mod request;
+pub mod scheduler;

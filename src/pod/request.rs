@@ -1,0 +1,151 @@
+//! A request inside one vLLM engine: vLLM's `Request` fields that matter to
+//! scheduling and the KV cache.
+
+use crate::kv::hasher::{prompt_token_at, synth_token, BlockHasher, ChainState};
+use crate::trace::request::Prompt;
+
+/// Where a request is in the engine (`RequestStatus`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReqStatus {
+    /// New, never scheduled.
+    Waiting,
+    /// Admitted and holding blocks.
+    Running,
+    /// Preempted (recompute); back in the waiting queue.
+    Preempted,
+    /// Done (length-capped).
+    Finished,
+}
+
+/// What the engine emits as output tokens.
+#[derive(Clone, Debug)]
+pub enum OutputTokens {
+    /// The same token every time (the conformance oracle's `sample_token_id`).
+    Constant(u32),
+    /// Given ids (e.g. a multi-turn generator's answer), then synthetic past their end.
+    Given(Vec<u32>),
+    /// Synthetic ids unique to this request (derived from the seed).
+    Synthetic(u64),
+}
+
+/// One request's engine-side state.
+#[derive(Clone, Debug)]
+pub struct PodRequest {
+    /// Caller's id (global request id).
+    pub id: u64,
+    /// Prompt content.
+    pub prompt: Prompt,
+    /// vLLM cache salt.
+    pub cache_salt: Option<String>,
+    /// Output tokens the engine samples.
+    pub output: OutputTokens,
+    /// Prompt length in tokens.
+    pub prompt_len: u32,
+    /// `max_tokens`: the request finishes after this many output tokens.
+    pub max_tokens: u32,
+    /// Scheduling priority (lower runs first under the `priority` policy).
+    pub priority: i32,
+    /// Arrival order key for the `priority` policy (arrival time or step).
+    pub arrival_key: u64,
+    /// Output tokens appended so far.
+    pub num_output_tokens: u32,
+    /// Tokens whose KV is computed or scheduled (advanced at schedule time).
+    pub num_computed_tokens: u32,
+    /// Async scheduling: tokens sampled by in-flight steps, not yet appended.
+    pub num_output_placeholders: u32,
+    /// Times preempted.
+    pub num_preemptions: u32,
+    /// Status.
+    pub status: ReqStatus,
+    /// Whether the last scheduled chunk left prompt tokens to compute.
+    pub is_prefill_chunk: bool,
+    /// Keys of every full block of tokens known so far (prompt and output).
+    pub block_hashes: Vec<u64>,
+    chain: ChainState,
+    /// Block table: physical block ids in logical order.
+    pub blocks: Vec<u32>,
+    /// Leading blocks of the table that are already cached (hashed).
+    pub num_cached_blocks: u32,
+    /// Prefix-cache hit (tokens) at first admission, once admitted.
+    pub num_cached_tokens: Option<u32>,
+    /// Tokens scheduled in total, recompute after preemption included.
+    pub num_scheduled_tokens_total: u64,
+}
+
+impl PodRequest {
+    /// Builds a request and hashes its full prompt blocks (vLLM hashes eagerly).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u64,
+        prompt: Prompt,
+        cache_salt: Option<String>,
+        output: OutputTokens,
+        max_tokens: u32,
+        priority: i32,
+        arrival_key: u64,
+        hasher: &BlockHasher,
+        block_size: u32,
+    ) -> PodRequest {
+        let prompt_len = prompt.n_tokens();
+        let mut block_hashes = Vec::with_capacity((prompt_len / block_size) as usize + 1);
+        let mut chain = ChainState::default();
+        hasher.prompt_keys(&prompt, block_size, cache_salt.as_deref(), &mut chain, &mut block_hashes);
+        PodRequest {
+            id,
+            prompt,
+            cache_salt,
+            output,
+            prompt_len,
+            max_tokens,
+            priority,
+            arrival_key,
+            num_output_tokens: 0,
+            num_computed_tokens: 0,
+            num_output_placeholders: 0,
+            num_preemptions: 0,
+            status: ReqStatus::Waiting,
+            is_prefill_chunk: true,
+            block_hashes,
+            chain,
+            blocks: Vec::new(),
+            num_cached_blocks: 0,
+            num_cached_tokens: None,
+            num_scheduled_tokens_total: 0,
+        }
+    }
+
+    /// Prompt plus appended output tokens.
+    pub fn num_tokens(&self) -> u32 {
+        self.prompt_len + self.num_output_tokens
+    }
+
+    /// Token id at position `pos` (prompt or output).
+    pub fn token_at(&self, pos: u32) -> u32 {
+        if pos < self.prompt_len {
+            return prompt_token_at(&self.prompt, pos);
+        }
+        let k = pos - self.prompt_len;
+        match &self.output {
+            OutputTokens::Constant(t) => *t,
+            OutputTokens::Given(ids) if (k as usize) < ids.len() => ids[k as usize],
+            OutputTokens::Given(_) => synth_token(self.id ^ 0x6f75_7470_7574, pos),
+            OutputTokens::Synthetic(seed) => synth_token(*seed, pos),
+        }
+    }
+
+    /// Appends one sampled output token, hashing a block it completes.
+    /// Returns true when the request reached `max_tokens`.
+    pub fn append_output_token(&mut self, hasher: &BlockHasher, block_size: u32) -> bool {
+        self.num_output_tokens += 1;
+        let n = self.num_tokens();
+        let n_full = n / block_size;
+        while (self.block_hashes.len() as u32) < n_full {
+            let idx = self.block_hashes.len() as u32;
+            let start = idx * block_size;
+            let toks: Vec<u32> = (start..start + block_size).map(|p| self.token_at(p)).collect();
+            let k = hasher.next_key(&mut self.chain, idx, &toks, self.cache_salt.as_deref());
+            self.block_hashes.push(k);
+        }
+        self.num_output_tokens >= self.max_tokens
+    }
+}

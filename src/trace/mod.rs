@@ -1,0 +1,3 @@
+//! Workloads: trace importers and generators producing [`request::TraceRequest`]s.
+
+pub mod request;
