@@ -355,6 +355,23 @@ impl Recorder {
                 self.reqs.get_mut(&name(&self.slot_to_req, s)).expect("known").num_preemptions += 1;
             }
         }
+        let plan_events = plan.map(|p| p.events.as_slice()).unwrap_or_default();
+        let outcome_events = outcome.map(|o| o.events.as_slice()).unwrap_or_default();
+        for e in plan_events.iter().chain(outcome_events) {
+            let hashes = e.block_hashes().to_vec();
+            match e.type_name() {
+                "BlockStored" => {
+                    self.totals.num_block_stored_events += 1;
+                    self.totals.num_blocks_stored += hashes.len() as u64;
+                }
+                "BlockRemoved" => {
+                    self.totals.num_block_removed_events += 1;
+                    self.totals.num_blocks_removed += hashes.len() as u64;
+                }
+                _ => {}
+            }
+            out.kv_events.push(EventOut { kind: e.type_name().to_string(), block_hashes: hashes });
+        }
         if let Some(o) = outcome {
             for &s in &o.first_token {
                 self.reqs.get_mut(&name(&self.slot_to_req, s)).expect("known").first_token_step = Some(step);
@@ -363,21 +380,6 @@ impl Recorder {
                 let id = name(&self.slot_to_req, f.slot);
                 self.reqs.get_mut(&id).expect("known").finish_step = Some(step);
                 self.slot_to_req.remove(&f.slot);
-            }
-            for e in &o.events {
-                let hashes = e.block_hashes().to_vec();
-                match e.type_name() {
-                    "BlockStored" => {
-                        self.totals.num_block_stored_events += 1;
-                        self.totals.num_blocks_stored += hashes.len() as u64;
-                    }
-                    "BlockRemoved" => {
-                        self.totals.num_block_removed_events += 1;
-                        self.totals.num_blocks_removed += hashes.len() as u64;
-                    }
-                    _ => {}
-                }
-                out.kv_events.push(EventOut { kind: e.type_name().to_string(), block_hashes: hashes });
             }
         }
         self.steps.push(out);

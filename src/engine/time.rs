@@ -28,6 +28,7 @@ impl SimTime {
     }
 
     /// `self + d`, saturating at the end of representable time.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: SimDuration) -> SimTime {
         SimTime(self.0.saturating_add(d.0))
     }
@@ -73,7 +74,15 @@ impl SimDuration {
 
     /// From `f64` microseconds, rounded up to the next nanosecond.
     pub fn from_us_f64_ceil(us: f64) -> SimDuration {
-        SimDuration::from_secs_f64_ceil(us * 1e-6)
+        if !(us > 0.0) {
+            return SimDuration::ZERO;
+        }
+        let ns = (us * 1e3).ceil();
+        if ns >= u64::MAX as f64 {
+            SimDuration(u64::MAX)
+        } else {
+            SimDuration(ns as u64)
+        }
     }
 
     /// Nanoseconds.
@@ -89,6 +98,13 @@ impl SimDuration {
     /// Milliseconds, for reports.
     pub fn as_ms_f64(self) -> f64 {
         self.0 as f64 * 1e-6
+    }
+}
+
+impl std::ops::Add for SimDuration {
+    type Output = SimDuration;
+    fn add(self, rhs: SimDuration) -> SimDuration {
+        SimDuration(self.0.saturating_add(rhs.0))
     }
 }
 

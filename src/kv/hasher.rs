@@ -5,7 +5,7 @@
 //! algorithms; the key is the 64-bit event hash of the digest).
 
 use super::block_key::{fast_chain, fast_hash_id_block, fast_root};
-use super::hash::{BlockDigest, VllmBlockHasher};
+use super::hash::{BlockDigest, ExtraKeys, VllmBlockHasher};
 use crate::trace::request::Prompt;
 
 /// How block keys are computed.
@@ -44,9 +44,12 @@ impl BlockHasher {
                 k
             }
             BlockHasher::Vllm(h) => {
-                let salt = if block_idx == 0 { cache_salt } else { None };
-                let parent = if block_idx == 0 { None } else { chain.last_digest.as_ref() };
-                let d = h.hash_block_salted(parent, tokens, salt);
+                let (parent, extra) = if block_idx == 0 {
+                    (None, ExtraKeys::first_block(h.version(), cache_salt))
+                } else {
+                    (chain.last_digest.as_ref(), None)
+                };
+                let d = h.hash_block(parent, tokens, extra.as_ref());
                 let k = d.event_hash();
                 chain.last_digest = Some(d);
                 chain.last_key = Some(k);

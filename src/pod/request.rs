@@ -70,6 +70,23 @@ pub struct PodRequest {
     pub num_cached_tokens: Option<u32>,
     /// Tokens scheduled in total, recompute after preemption included.
     pub num_scheduled_tokens_total: u64,
+    /// Simulated timestamps, filled in by the timed pod.
+    pub times: RequestTimes,
+}
+
+/// When things happened to a request, in ns since scenario start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestTimes {
+    /// Arrival at the router.
+    pub arrival_ns: u64,
+    /// Arrival at the pod (after routing).
+    pub dispatch_ns: u64,
+    /// First admission into a step.
+    pub first_scheduled_ns: Option<u64>,
+    /// First output token.
+    pub first_token_ns: Option<u64>,
+    /// Latest output token.
+    pub last_token_ns: Option<u64>,
 }
 
 impl PodRequest {
@@ -111,6 +128,7 @@ impl PodRequest {
             num_cached_blocks: 0,
             num_cached_tokens: None,
             num_scheduled_tokens_total: 0,
+            times: RequestTimes::default(),
         }
     }
 

@@ -108,6 +108,9 @@ pub struct StepPlan {
     pub shape: StepShape,
     /// Σ scheduled tokens.
     pub total_tokens: u32,
+    /// [0.11] KV events published at the end of `schedule()` (0.33 publishes
+    /// them after the step's output is processed, in [`StepOutcome::events`]).
+    pub events: Vec<KvEvent>,
 }
 
 /// A request that finished in `update_from_output`, removed from the scheduler.
@@ -224,7 +227,8 @@ impl Scheduler {
         self.reqs[slot.idx as usize].as_ref()
     }
 
-    fn req_mut(&mut self, slot: ReqSlot) -> &mut PodRequest {
+    /// The request in `slot`, mutably (the timed pod stamps its times).
+    pub fn req_mut(&mut self, slot: ReqSlot) -> &mut PodRequest {
         debug_assert_eq!(self.gens[slot.idx as usize], slot.gen);
         self.reqs[slot.idx as usize].as_mut().expect("live request slot")
     }
@@ -242,6 +246,11 @@ impl Scheduler {
     /// Unfinished requests.
     pub fn n_unfinished(&self) -> usize {
         self.waiting.len() + self.running.len()
+    }
+
+    /// Workload ids of unfinished requests (waiting first, then running).
+    pub fn unfinished_ids(&self) -> Vec<u64> {
+        self.waiting.iter().chain(&self.running).map(|&s| self.req(s).id).collect()
     }
 
     /// vLLM's `has_requests()`: unfinished requests or unflushed finishes.
@@ -444,6 +453,9 @@ impl Scheduler {
         plan.shape = shape;
         plan.total_tokens = total;
         self.n_finished_unflushed = 0;
+        if self.cfg.version == VllmVersion::V0_11 {
+            plan.events = self.pool.take_events();
+        }
         plan
     }
 
@@ -489,7 +501,9 @@ impl Scheduler {
                 out.finished.push(Finished { slot, req });
             }
         }
-        out.events = self.pool.take_events();
+        if self.cfg.version == VllmVersion::V0_33 {
+            out.events = self.pool.take_events();
+        }
         out
     }
 

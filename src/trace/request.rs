@@ -15,6 +15,9 @@ pub struct TraceRequest {
     pub session_id: Option<u64>,
     /// vLLM `cache_salt`: changes the hash of the first block and every later one.
     pub cache_salt: Option<String>,
+    /// Output token ids the engine should emit (multi-turn generators set
+    /// them so the next turn's prompt shares the answer's blocks).
+    pub output_token_ids: Option<Vec<u32>>,
 }
 
 /// What the prompt of a request consists of.

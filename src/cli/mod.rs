@@ -1,0 +1,70 @@
+//! The `kvsim` command line. Only this module does file IO and uses
+//! `anyhow`; exit codes: 0 ok, 1 a check failed, 2 an error.
+
+mod bench;
+mod conformance_cmd;
+pub mod curve_cmd;
+pub mod hash_cmd;
+mod run_cmd;
+pub mod trace_cmd;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deterministic simulator of KV-cache-aware routing in llm-d style clusters.
+#[derive(Debug, Parser)]
+#[command(name = "kvsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scenario end to end and write its results.
+    Run(run_cmd::RunArgs),
+    /// Replay recorded reference runs through kvsim's models.
+    #[command(subcommand)]
+    Conformance(conformance_cmd::ConformanceCommand),
+    /// Print vLLM prefix-cache block hashes of a token sequence.
+    Hash(hash_cmd::HashArgs),
+    /// Inspect, generate and convert workload traces.
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
+    /// Prefix hit rate of one LRU cache at every capacity (Mattson curve).
+    Curve(curve_cmd::CurveArgs),
+    /// Measure simulator speed on a synthetic single-pod workload.
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the arguments, runs the command and maps the outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let res = match &cli.command {
+        Command::Run(a) => run_cmd::run(a, &mut out),
+        Command::Conformance(c) => conformance_cmd::run(c, &mut out),
+        Command::Hash(a) => hash_cmd::run(a, &mut out),
+        Command::Trace(c) => trace_cmd::run(c, &mut out),
+        Command::Curve(a) => curve_cmd::run(a, &mut out),
+        Command::Bench(a) => bench::run(a, &mut out),
+    };
+    let _ = out.flush();
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,136 @@
+//! `kvsim run SCENARIO.yaml [--seed N] [--out DIR] [--trace FILE]`.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cluster::{Progress, RunOutput, Simulation};
+use crate::cluster::router::Router;
+use crate::engine::rng::RngStreams;
+use crate::engine::time::{SimDuration, SimTime};
+use crate::metrics::summary::{summarize, RequestRecord, Summary};
+use crate::report::{table, write};
+use crate::scenario::resolve::{self, Overrides, Resolved};
+use crate::scenario::RouterSpec;
+use crate::trace::error::TraceError;
+use crate::trace::request::TraceRequest;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Scenario file (YAML).
+    scenario: PathBuf,
+    /// Master seed (overrides the scenario's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory (default: out/<scenario name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Trace file replacing the workload's trace.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// No progress bar and no summary table.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A finished run with everything needed to write it out.
+pub(crate) struct Finished {
+    pub(crate) resolved: Resolved,
+    pub(crate) summary: Summary,
+    pub(crate) records: Vec<RequestRecord>,
+    pub(crate) run: RunOutput,
+}
+
+pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let overrides = Overrides { seed: a.seed, trace: a.trace.clone() };
+    let resolved = resolve::load(&a.scenario, &overrides)?;
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("out").join(&resolved.name));
+    let done = simulate(resolved, !a.quiet)?;
+    write_outputs(&dir, &done)?;
+    if !a.quiet {
+        writeln!(out, "{}", table::render(&done.resolved.name, &done.summary))?;
+        writeln!(out, "results written to {}", dir.display())?;
+    }
+    Ok(())
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn on_progress(&mut self, n_done: u64) {
+        self.0.set_position(n_done);
+    }
+}
+
+/// Runs a resolved scenario.
+pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Result<Finished> {
+    let rng = RngStreams::new(resolved.seed);
+    let stream = crate::trace::spec::open_workload(&resolved.workload, &resolved.base_dir, &rng)
+        .with_context(|| format!("opening the workload of scenario {}", resolved.name))?;
+    let first_error: Rc<RefCell<Option<TraceError>>> = Rc::default();
+    let err_slot = first_error.clone();
+    let workload = stream.map_while(move |r: Result<TraceRequest, TraceError>| match r {
+        Ok(r) => Some(r),
+        Err(e) => {
+            *err_slot.borrow_mut() = Some(e);
+            None
+        }
+    });
+    let pods = resolved.build_pods(&rng);
+    let router = match resolved.router {
+        RouterSpec::RoundRobin => Router::RoundRobin { next: 0 },
+        RouterSpec::Random => Router::Random { rng: rng.stream("router") },
+    };
+    let sim = Simulation::new(pods, router, workload, SimDuration::from_us(resolved.routing_latency_us))
+        .with_horizon(resolved.horizon_s.map(|h| SimTime(SimDuration::from_secs_f64_ceil(h).as_ns())));
+    let bar = if show_progress {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {pos} requests done [{elapsed_precise}, {per_sec}]")
+                .expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut progress = Bar(bar.clone());
+    let run = sim.run(&mut progress);
+    bar.finish_and_clear();
+    if let Some(e) = first_error.borrow_mut().take() {
+        return Err(e).with_context(|| format!("reading the workload of scenario {}", resolved.name));
+    }
+    let (summary, records) = summarize(&run);
+    Ok(Finished { resolved, summary, records, run })
+}
+
+fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
+    let p = dir.join(name);
+    Ok(BufWriter::new(File::create(&p).with_context(|| format!("creating {}", p.display()))?))
+}
+
+/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv` and `config.json`.
+pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut w = create(dir, "summary.json")?;
+    write::json(&mut w, &f.summary)?;
+    w.flush()?;
+    let mut w = create(dir, "requests.csv")?;
+    write::requests_csv(&mut w, &f.records)?;
+    w.flush()?;
+    let mut w = create(dir, "pods.csv")?;
+    write::pods_csv(&mut w, &f.summary)?;
+    w.flush()?;
+    let mut w = create(dir, "timeseries.csv")?;
+    write::timeseries_csv(&mut w, &f.run.pods)?;
+    w.flush()?;
+    let mut w = create(dir, "config.json")?;
+    write::json(&mut w, &f.resolved)?;
+    w.flush()?;
+    Ok(())
+}

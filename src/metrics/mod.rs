@@ -1,0 +1,5 @@
+//! Per-request records, per-pod samples and run summaries.
+
+pub mod histogram;
+pub mod percentile;
+pub mod summary;

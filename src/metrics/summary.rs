@@ -1,0 +1,294 @@
+//! Aggregates of a run. Every number here is defined in `docs/metrics.md`;
+//! keep the two in step.
+
+use serde::Serialize;
+
+use super::histogram::LogHistogram;
+use super::percentile::Dist;
+use crate::cluster::{CompletedRequest, RunOutput};
+
+/// Version of the `summary.json` schema.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// One request's record, as written to `requests.csv`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RequestRecord {
+    /// Workload id.
+    pub id: u64,
+    /// Pod name.
+    pub pod: String,
+    /// Arrival at the router, ms.
+    pub arrival_ms: f64,
+    /// Arrival at the pod, ms.
+    pub dispatch_ms: f64,
+    /// First scheduled, ms.
+    pub first_scheduled_ms: f64,
+    /// First token, ms.
+    pub first_token_ms: f64,
+    /// Last token, ms.
+    pub finish_ms: f64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Prefix-cache hit tokens at first admission.
+    pub cached_tokens: u32,
+    /// Output tokens.
+    pub output_tokens: u32,
+    /// Times preempted.
+    pub preemptions: u32,
+    /// first_token − arrival, ms.
+    pub ttft_ms: f64,
+    /// (finish − first_token)/(output_tokens − 1), ms; empty for one-token outputs.
+    pub tpot_ms: Option<f64>,
+    /// finish − arrival, ms.
+    pub e2e_ms: f64,
+    /// first_scheduled − dispatch, ms.
+    pub queue_wait_ms: f64,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 * 1e-6
+}
+
+impl RequestRecord {
+    /// The record of a completed request.
+    pub fn of(c: &CompletedRequest, pod_name: &str) -> RequestRecord {
+        let t = &c.req.times;
+        let first_tok = t.first_token_ns.unwrap_or(t.arrival_ns);
+        let last_tok = t.last_token_ns.unwrap_or(first_tok);
+        let first_sched = t.first_scheduled_ns.unwrap_or(t.dispatch_ns);
+        let n_out = c.req.num_output_tokens;
+        RequestRecord {
+            id: c.req.id,
+            pod: pod_name.to_string(),
+            arrival_ms: ms(t.arrival_ns),
+            dispatch_ms: ms(t.dispatch_ns),
+            first_scheduled_ms: ms(first_sched),
+            first_token_ms: ms(first_tok),
+            finish_ms: ms(last_tok),
+            prompt_tokens: c.req.prompt_len,
+            cached_tokens: c.req.num_cached_tokens.unwrap_or(0),
+            output_tokens: n_out,
+            preemptions: c.req.num_preemptions,
+            ttft_ms: ms(first_tok - t.arrival_ns),
+            tpot_ms: (n_out > 1).then(|| ms(last_tok - first_tok) / (n_out - 1) as f64),
+            e2e_ms: ms(last_tok - t.arrival_ns),
+            queue_wait_ms: ms(first_sched.saturating_sub(t.dispatch_ns)),
+        }
+    }
+}
+
+/// Per-pod (or per-pool) aggregates.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PodSummary {
+    /// Pod name (or pool role).
+    pub name: String,
+    /// Role label.
+    pub role: String,
+    /// Requests routed here.
+    pub requests: u64,
+    /// Requests completed here.
+    pub completed: u64,
+    /// vLLM `prefix_cache_queries` (tokens).
+    pub prefix_cache_queries: u64,
+    /// vLLM `prefix_cache_hits` (tokens).
+    pub prefix_cache_hits: u64,
+    /// hits / queries.
+    pub hit_rate: f64,
+    /// Preemptions.
+    pub preemptions: u64,
+    /// Engine steps.
+    pub steps: u64,
+    /// busy time / run duration.
+    pub busy_fraction: f64,
+    /// Mean of the sampled KV usage.
+    pub kv_usage_mean: f64,
+    /// Largest sampled waiting queue.
+    pub max_waiting: u32,
+}
+
+/// Latency distributions in ms.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Latencies {
+    /// Time to first token.
+    pub ttft_ms: Dist,
+    /// Time per output token after the first.
+    pub tpot_ms: Dist,
+    /// Gap between consecutive tokens of a request (log histogram, ≤1% error).
+    pub itl_ms: Dist,
+    /// End to end.
+    pub e2e_ms: Dist,
+    /// Queueing at the pod before first scheduling.
+    pub queue_wait_ms: Dist,
+}
+
+/// Throughput over the run's active span.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Throughput {
+    /// Completed requests / span.
+    pub requests_per_s: f64,
+    /// Output tokens / span.
+    pub output_tokens_per_s: f64,
+    /// (Prompt + output tokens) / span.
+    pub total_tokens_per_s: f64,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    /// Schema version.
+    pub schema_version: u32,
+    /// Requests in the workload.
+    pub requests_total: u64,
+    /// Completed.
+    pub requests_completed: u64,
+    /// Rejected (longer than max_model_len, empty).
+    pub requests_rejected: u64,
+    /// Neither completed nor rejected by the end.
+    pub requests_unfinished: u64,
+    /// First arrival to last completion, s.
+    pub duration_s: f64,
+    /// Σ hits / Σ queries over all pods (vLLM definition, tokens).
+    pub hit_rate: f64,
+    /// Σ prefix_cache_queries.
+    pub prefix_cache_queries: u64,
+    /// Σ prefix_cache_hits.
+    pub prefix_cache_hits: u64,
+    /// Σ preemptions.
+    pub preemptions: u64,
+    /// Latencies.
+    pub latency: Latencies,
+    /// Throughput.
+    pub throughput: Throughput,
+    /// max / mean requests per pod.
+    pub imbalance: f64,
+    /// Per pool (role).
+    pub pools: Vec<PodSummary>,
+    /// Per pod.
+    pub pods: Vec<PodSummary>,
+}
+
+/// Computes the summary and the per-request records of a run.
+pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
+    let names: Vec<&str> = run.pods.iter().map(|p| p.name.as_str()).collect();
+    let mut records: Vec<RequestRecord> =
+        run.finished.iter().map(|c| RequestRecord::of(c, names[c.pod as usize])).collect();
+    records.sort_by_key(|r| r.id);
+    let first_arrival = records.iter().map(|r| r.arrival_ms).fold(f64::INFINITY, f64::min);
+    let last_finish = records.iter().map(|r| r.finish_ms).fold(0.0, f64::max);
+    let span_s = if records.is_empty() { 0.0 } else { (last_finish - first_arrival) / 1e3 };
+    let per_s = |x: f64| if span_s > 0.0 { x / span_s } else { 0.0 };
+    let n_out: u64 = records.iter().map(|r| r.output_tokens as u64).sum();
+    let n_in: u64 = records.iter().map(|r| r.prompt_tokens as u64).sum();
+    let mut itl = LogHistogram::default();
+    for p in &run.pods {
+        itl.merge(&p.counters().itl);
+    }
+    let itl_ms = match itl.count() {
+        0 => Dist::default(),
+        n => Dist {
+            count: n,
+            mean: itl.mean_ns().unwrap_or(0.0) * 1e-6,
+            p50: itl.percentile_ns(50.0).unwrap_or(0.0) * 1e-6,
+            p90: itl.percentile_ns(90.0).unwrap_or(0.0) * 1e-6,
+            p99: itl.percentile_ns(99.0).unwrap_or(0.0) * 1e-6,
+            max: itl.percentile_ns(100.0).unwrap_or(0.0) * 1e-6,
+        },
+    };
+    let latency = Latencies {
+        ttft_ms: Dist::of(records.iter().map(|r| r.ttft_ms).collect()),
+        tpot_ms: Dist::of(records.iter().filter_map(|r| r.tpot_ms).collect()),
+        itl_ms,
+        e2e_ms: Dist::of(records.iter().map(|r| r.e2e_ms).collect()),
+        queue_wait_ms: Dist::of(records.iter().map(|r| r.queue_wait_ms).collect()),
+    };
+    let run_ns = run.end_time.as_ns().max(1) as f64;
+    let mut completed_per_pod = vec![0u64; run.pods.len()];
+    for c in &run.finished {
+        completed_per_pod[c.pod as usize] += 1;
+    }
+    let pods: Vec<PodSummary> = run
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let st = p.scheduler().prefix_cache_stats();
+            let c = p.counters();
+            let kv: Vec<f64> = c.samples.iter().map(|s| s.kv_usage).collect();
+            PodSummary {
+                name: p.name.clone(),
+                role: p.role.as_str().to_string(),
+                requests: c.n_requests,
+                completed: completed_per_pod[i],
+                prefix_cache_queries: st.queries,
+                prefix_cache_hits: st.hits,
+                hit_rate: ratio(st.hits, st.queries),
+                preemptions: p.scheduler().n_preemptions(),
+                steps: c.n_steps,
+                busy_fraction: c.busy_ns as f64 / run_ns,
+                kv_usage_mean: if kv.is_empty() { 0.0 } else { kv.iter().sum::<f64>() / kv.len() as f64 },
+                max_waiting: c.samples.iter().map(|s| s.n_waiting).max().unwrap_or(0),
+            }
+        })
+        .collect();
+    let mut pools: Vec<PodSummary> = Vec::new();
+    for role in ["both", "prefill", "decode"] {
+        let members: Vec<&PodSummary> = pods.iter().filter(|p| p.role == role).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let sum = |f: fn(&PodSummary) -> u64| members.iter().map(|p| f(p)).sum::<u64>();
+        let q = sum(|p| p.prefix_cache_queries);
+        let h = sum(|p| p.prefix_cache_hits);
+        let n = members.len() as f64;
+        pools.push(PodSummary {
+            name: format!("pool:{role}"),
+            role: role.to_string(),
+            requests: sum(|p| p.requests),
+            completed: sum(|p| p.completed),
+            prefix_cache_queries: q,
+            prefix_cache_hits: h,
+            hit_rate: ratio(h, q),
+            preemptions: sum(|p| p.preemptions),
+            steps: sum(|p| p.steps),
+            busy_fraction: members.iter().map(|p| p.busy_fraction).sum::<f64>() / n,
+            kv_usage_mean: members.iter().map(|p| p.kv_usage_mean).sum::<f64>() / n,
+            max_waiting: members.iter().map(|p| p.max_waiting).max().unwrap_or(0),
+        });
+    }
+    let q: u64 = pods.iter().map(|p| p.prefix_cache_queries).sum();
+    let h: u64 = pods.iter().map(|p| p.prefix_cache_hits).sum();
+    let per_pod: Vec<f64> = pods.iter().map(|p| p.requests as f64).collect();
+    let mean = per_pod.iter().sum::<f64>() / per_pod.len().max(1) as f64;
+    let max = per_pod.iter().copied().fold(0.0, f64::max);
+    let n_rejected = run.not_finished.iter().filter(|r| r.rejection.is_some()).count() as u64;
+    let summary = Summary {
+        schema_version: SUMMARY_SCHEMA_VERSION,
+        requests_total: run.finished.len() as u64 + run.not_finished.len() as u64,
+        requests_completed: run.finished.len() as u64,
+        requests_rejected: n_rejected,
+        requests_unfinished: run.not_finished.len() as u64 - n_rejected,
+        duration_s: span_s,
+        hit_rate: ratio(h, q),
+        prefix_cache_queries: q,
+        prefix_cache_hits: h,
+        preemptions: pods.iter().map(|p| p.preemptions).sum(),
+        latency,
+        throughput: Throughput {
+            requests_per_s: per_s(records.len() as f64),
+            output_tokens_per_s: per_s(n_out as f64),
+            total_tokens_per_s: per_s((n_in + n_out) as f64),
+        },
+        imbalance: if mean > 0.0 { max / mean } else { 0.0 },
+        pools,
+        pods,
+    };
+    (summary, records)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}

@@ -1,0 +1,249 @@
+//! A timed vLLM engine: the [`Scheduler`] driven by a step-time model.
+//!
+//! The GPU runs planned steps back to back. Sync scheduling keeps one step in
+//! flight: the next is planned when the previous one's output is processed.
+//! Async scheduling (vLLM 0.33's default, `step_with_batch_queue` with a
+//! queue of 2) plans step N+1 while step N runs, so decisions see one step
+//! less of news but the GPU never waits for the CPU. Either way, outputs of a
+//! step (tokens, finishes, KV events) appear at the step's end time.
+
+use std::collections::VecDeque;
+
+use super::latency::StepTimeModel;
+use super::request::PodRequest;
+use super::scheduler::{Finished, Scheduler, StepPlan};
+use crate::engine::time::{SimDuration, SimTime};
+use crate::kv::events::KvEvent;
+use crate::metrics::histogram::LogHistogram;
+
+/// Pod role label (`llm-d.ai/role`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Prefill and decode (no P/D).
+    Both,
+    /// Prefill only.
+    Prefill,
+    /// Decode only.
+    Decode,
+}
+
+impl Role {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Both => "both",
+            Role::Prefill => "prefill",
+            Role::Decode => "decode",
+        }
+    }
+}
+
+/// A point-in-time sample of a pod's state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PodSample {
+    /// Sample time.
+    pub t_ns: u64,
+    /// `1 − free/usable`.
+    pub kv_usage: f64,
+    /// Waiting requests.
+    pub n_waiting: u32,
+    /// Running requests.
+    pub n_running: u32,
+    /// Cumulative prefix-cache query tokens.
+    pub prefix_queries: u64,
+    /// Cumulative prefix-cache hit tokens.
+    pub prefix_hits: u64,
+}
+
+/// Counters a pod keeps for reports.
+#[derive(Clone, Debug, Default)]
+pub struct PodCounters {
+    /// Engine steps executed (with at least one token).
+    pub n_steps: u64,
+    /// Time the GPU was executing steps.
+    pub busy_ns: u64,
+    /// Prompt and recompute tokens processed.
+    pub n_prefill_tokens: u64,
+    /// Output tokens produced.
+    pub n_output_tokens: u64,
+    /// Requests that reached this pod.
+    pub n_requests: u64,
+    /// Gaps between consecutive output tokens of a request.
+    pub itl: LogHistogram,
+    /// Samples over time.
+    pub samples: Vec<PodSample>,
+}
+
+/// What a step end produced.
+#[derive(Debug, Default)]
+pub struct StepEndOutput {
+    /// Requests that finished, with their final state and times.
+    pub finished: Vec<Finished>,
+    /// KV events the pod publishes for this step.
+    pub events: Vec<KvEvent>,
+    /// When the next step in flight ends, if any.
+    pub next_step_end: Option<SimTime>,
+}
+
+/// One vLLM engine with a clock.
+#[derive(Debug)]
+pub struct Pod {
+    /// Index in the cluster.
+    pub idx: u32,
+    /// Name (`<group>-<i>`).
+    pub name: String,
+    /// Role label.
+    pub role: Role,
+    sched: Scheduler,
+    step_model: Box<dyn StepTimeModel>,
+    in_flight: VecDeque<(StepPlan, SimTime)>,
+    max_in_flight: usize,
+    counters: PodCounters,
+    sample_interval_ns: u64,
+    next_sample_ns: u64,
+}
+
+impl Pod {
+    /// A pod around `sched`, timed by `step_model`.
+    pub fn new(
+        idx: u32,
+        name: String,
+        role: Role,
+        sched: Scheduler,
+        step_model: Box<dyn StepTimeModel>,
+        sample_interval: SimDuration,
+    ) -> Pod {
+        let max_in_flight = if sched.config().async_scheduling { 2 } else { 1 };
+        Pod {
+            idx,
+            name,
+            role,
+            sched,
+            step_model,
+            in_flight: VecDeque::new(),
+            max_in_flight,
+            counters: PodCounters::default(),
+            sample_interval_ns: sample_interval.as_ns().max(1),
+            next_sample_ns: 0,
+        }
+    }
+
+    /// The engine's scheduler (queues, cache, stats).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &PodCounters {
+        &self.counters
+    }
+
+    /// Whether no step is in flight.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Delay before a request of `prompt_tokens` can be admitted (model overhead).
+    pub fn admission_overhead(&self, prompt_tokens: u32) -> SimDuration {
+        self.step_model.admission_overhead(prompt_tokens)
+    }
+
+    /// Adds a request at `now`; if the pod was idle it starts a step and
+    /// returns that step's end time.
+    pub fn add_request(&mut self, mut req: PodRequest, now: SimTime) -> Option<SimTime> {
+        req.times.dispatch_ns = now.as_ns();
+        self.counters.n_requests += 1;
+        self.sched.add_request(req);
+        self.maybe_sample(now);
+        if self.in_flight.is_empty() {
+            self.fill(now);
+            return self.in_flight.front().map(|&(_, end)| end);
+        }
+        None
+    }
+
+    /// Processes the output of the step ending at `now` and plans more work.
+    pub fn on_step_end(&mut self, now: SimTime) -> StepEndOutput {
+        let (plan, end) = self.in_flight.pop_front().expect("a step was in flight");
+        debug_assert_eq!(end, now);
+        let outcome = self.sched.update_from_output(&plan);
+        let per_token = self.step_model.per_output_token_overhead().as_ns();
+        let t = now.as_ns();
+        for &slot in &outcome.sampled {
+            if let Some(r) = self.sched.live(slot) {
+                let k = r.num_output_tokens as u64;
+                let tok_t = t + per_token * k;
+                let prev = r.times.last_token_ns;
+                let r = self.sched.req_mut(slot);
+                if r.times.first_token_ns.is_none() {
+                    r.times.first_token_ns = Some(tok_t);
+                }
+                r.times.last_token_ns = Some(tok_t);
+                if let Some(p) = prev {
+                    self.counters.itl.record(tok_t.saturating_sub(p));
+                }
+            }
+        }
+        let mut finished = outcome.finished;
+        for f in &mut finished {
+            // The finishing token was appended after the request left the
+            // scheduler: stamp it here.
+            let k = f.req.num_output_tokens as u64;
+            let tok_t = t + per_token * k;
+            if let Some(p) = f.req.times.last_token_ns {
+                self.counters.itl.record(tok_t.saturating_sub(p));
+            }
+            if f.req.times.first_token_ns.is_none() {
+                f.req.times.first_token_ns = Some(tok_t);
+            }
+            f.req.times.last_token_ns = Some(tok_t);
+        }
+        self.counters.n_output_tokens += outcome.sampled.len() as u64;
+        self.fill(now);
+        self.maybe_sample(now);
+        StepEndOutput {
+            finished,
+            events: outcome.events,
+            next_step_end: self.in_flight.front().map(|&(_, end)| end),
+        }
+    }
+
+    /// Plans steps until `max_in_flight` are queued or nothing is runnable.
+    fn fill(&mut self, now: SimTime) {
+        while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
+            let plan = self.sched.schedule();
+            if plan.total_tokens == 0 {
+                break;
+            }
+            for &(slot, _) in &plan.scheduled {
+                let r = self.sched.req_mut(slot);
+                if r.times.first_scheduled_ns.is_none() {
+                    r.times.first_scheduled_ns = Some(now.as_ns());
+                }
+            }
+            let start = self.in_flight.back().map_or(now, |&(_, end)| end.max(now));
+            let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
+            self.counters.n_steps += 1;
+            self.counters.busy_ns += dt.as_ns();
+            self.counters.n_prefill_tokens += plan.shape.n_prefill_tokens;
+            self.in_flight.push_back((plan, start.add(dt)));
+        }
+    }
+
+    fn maybe_sample(&mut self, now: SimTime) {
+        if now.as_ns() < self.next_sample_ns {
+            return;
+        }
+        let st = self.sched.prefix_cache_stats();
+        self.counters.samples.push(PodSample {
+            t_ns: now.as_ns(),
+            kv_usage: self.sched.pool().usage(),
+            n_waiting: self.sched.n_waiting() as u32,
+            n_running: self.sched.n_running() as u32,
+            prefix_queries: st.queries,
+            prefix_hits: st.hits,
+        });
+        let k = now.as_ns() / self.sample_interval_ns + 1;
+        self.next_sample_ns = k * self.sample_interval_ns;
+    }
+}

@@ -1,0 +1,54 @@
+//! CSV and JSON writers for run results.
+
+use std::io::Write;
+
+use crate::metrics::summary::{PodSummary, RequestRecord, Summary};
+use crate::pod::engine::Pod;
+
+/// Writes `value` as pretty JSON with a trailing newline.
+pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+/// `requests.csv`: one row per completed request, by id.
+pub fn requests_csv(out: &mut dyn Write, records: &[RequestRecord]) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for r in records {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `pods.csv`: one row per pod, then one per pool.
+pub fn pods_csv(out: &mut dyn Write, summary: &Summary) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    for p in summary.pods.iter().chain(&summary.pools) {
+        w.serialize::<&PodSummary>(p)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `timeseries.csv`: each pod's samples (`t_s,pod,kv_usage,waiting,running,
+/// prefix_cache_queries,prefix_cache_hits`), in time order per pod.
+pub fn timeseries_csv(out: &mut dyn Write, pods: &[Pod]) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["t_s", "pod", "kv_usage", "waiting", "running", "prefix_cache_queries", "prefix_cache_hits"])?;
+    for p in pods {
+        for s in &p.counters().samples {
+            w.write_record([
+                format!("{:.3}", s.t_ns as f64 * 1e-9),
+                p.name.clone(),
+                format!("{:.6}", s.kv_usage),
+                s.n_waiting.to_string(),
+                s.n_running.to_string(),
+                s.prefix_queries.to_string(),
+                s.prefix_hits.to_string(),
+            ])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}

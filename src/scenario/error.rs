@@ -1,0 +1,125 @@
+//! Scenario errors that name the file, line, field and value.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A scenario that cannot be loaded or run.
+#[derive(Debug)]
+pub struct ScenarioError {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// 1-based line of the offending field, when it can be found.
+    pub line: Option<usize>,
+    /// Dotted field path, e.g. `pods[0].gpu`.
+    pub field: String,
+    /// What is wrong, with the value and a suggestion.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Builds errors for one scenario file, finding lines in its text.
+#[derive(Clone, Debug)]
+pub struct ErrorCtx<'a> {
+    /// File path.
+    pub file: &'a Path,
+    /// File text.
+    pub text: &'a str,
+}
+
+impl ErrorCtx<'_> {
+    /// An error at `field` (dotted path); the line is the first line whose key
+    /// is the path's last component and, if given, whose value contains `value`.
+    pub fn err(&self, field: &str, value: Option<&str>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError {
+            file: self.file.to_path_buf(),
+            line: locate(self.text, field, value),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Line (1-based) of `key: value` for the last component of `field`:
+/// an exact value match first, then a line containing the value, then the key alone.
+pub fn locate(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
+    let key = field.rsplit('.').next().unwrap_or(field);
+    let key = key.split('[').next().unwrap_or(key);
+    if key.is_empty() {
+        return None;
+    }
+    let values = || {
+        text.lines().enumerate().filter_map(move |(i, line)| {
+            let t = line.trim_start().trim_start_matches("- ");
+            let v = t.strip_prefix(key)?.trim_start().strip_prefix(':')?;
+            Some((i + 1, v.trim().trim_matches(|c| c == '"' || c == '\'')))
+        })
+    };
+    if let Some(val) = value {
+        if let Some((l, _)) = values().find(|(_, v)| *v == val) {
+            return Some(l);
+        }
+        if let Some((l, _)) = values().find(|(_, v)| v.contains(val)) {
+            return Some(l);
+        }
+    }
+    values().next().map(|(l, _)| l)
+}
+
+/// The valid name closest to `got` (Jaro-Winkler ≥ 0.7), for "did you mean".
+pub fn nearest<'a>(got: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let g = got.to_ascii_lowercase();
+    valid
+        .iter()
+        .map(|v| (strsim::jaro_winkler(&g, &v.to_ascii_lowercase()), *v))
+        .filter(|(s, _)| *s >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v)
+}
+
+/// Adds "did you mean" to a serde "unknown field/variant" message.
+pub fn with_suggestion(msg: &str) -> String {
+    // serde: "unknown field `x`, expected one of `a`, `b`" / "expected `a` or `b`"
+    let Some(start) = msg.find('`') else { return msg.to_string() };
+    let Some(len) = msg[start + 1..].find('`') else { return msg.to_string() };
+    let got = &msg[start + 1..start + 1 + len];
+    let rest = &msg[start + 1 + len + 1..];
+    let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    match nearest(got, &valid) {
+        Some(s) if (msg.starts_with("unknown field") || msg.starts_with("unknown variant")) => {
+            format!("{msg}; did you mean `{s}`?")
+        }
+        _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_fields_and_suggests() {
+        let text = "name: x\npods:\n  - gpu: H100\n    model: Llama\n  - gpu: H10\n";
+        assert_eq!(locate(text, "pods[1].gpu", Some("H10")), Some(5));
+        assert_eq!(locate(text, "pods[0].model", None), Some(4));
+        assert_eq!(locate(text, "nothing", None), None);
+        assert_eq!(nearest("rond-robin", &["round-robin", "random"]), Some("round-robin"));
+        assert_eq!(nearest("zzz", &["round-robin", "random"]), None);
+        let m = with_suggestion("unknown field `blok_size`, expected one of `block_size`, `max_num_seqs`");
+        assert!(m.ends_with("did you mean `block_size`?"), "{m}");
+    }
+}

@@ -1,0 +1,148 @@
+//! Scenario files: the YAML a user writes, validated once at the boundary
+//! into a [`resolve::Resolved`] cluster description.
+//!
+//! Serialized types here are compatibility promises: fields keep vLLM's own
+//! names (`block_size`, `max_num_batched_tokens`, ...), unknown fields are
+//! errors, and every default is documented on its field.
+
+pub mod error;
+pub mod resolve;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pod::latency::StepTimeSpec;
+use crate::trace::spec::WorkloadSpec;
+
+/// A scenario file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name used in reports (default: the file stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Master seed; every random stream derives from it (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    /// vLLM release semantics: "0.33" (default) or "0.11".
+    #[serde(default)]
+    pub vllm_version: Option<String>,
+    /// Block keys: `fast` (default; xxh3, nothing external sees them) or
+    /// `vllm` (each pod's `prefix_caching_hash_algo`, bit-exact).
+    #[serde(default)]
+    pub block_hashing: Option<String>,
+    /// Pod groups.
+    pub pods: Vec<PodGroup>,
+    /// Step-time model for every pod (default: roofline with its defaults).
+    #[serde(default)]
+    pub step_time: Option<StepTimeSpec>,
+    /// How requests are routed (default: round-robin).
+    #[serde(default)]
+    pub router: Option<RouterSpec>,
+    /// The workload.
+    pub workload: WorkloadSpec,
+    /// Router-side latency added before a request reaches its pod, µs (default 0).
+    #[serde(default)]
+    pub routing_latency_us: Option<u64>,
+    /// Pod time-series sampling interval, ms (default 1000).
+    #[serde(default)]
+    pub sample_interval_ms: Option<u64>,
+    /// Stop simulating after this much simulated time, s (default: run to completion).
+    #[serde(default)]
+    pub horizon_s: Option<f64>,
+}
+
+/// `count` identical pods.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodGroup {
+    /// Group name; pods are `<name>-<i>` (default: the role).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Number of pods (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// `both` (default), `prefill` or `decode`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// GPU type from the catalog, e.g. `H100`.
+    pub gpu: String,
+    /// Model from the catalog (or a Hugging Face id), e.g. `Llama-3.1-8B`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Path to a Hugging Face `config.json` (instead of `model`).
+    #[serde(default)]
+    pub model_config: Option<String>,
+    /// GPUs per pod (default 1).
+    #[serde(default)]
+    pub tensor_parallel_size: Option<u32>,
+    /// vLLM engine arguments.
+    #[serde(default)]
+    pub vllm: VllmArgs,
+    /// Step-time model for this group (overrides the scenario's).
+    #[serde(default)]
+    pub step_time: Option<StepTimeSpec>,
+}
+
+/// vLLM engine arguments, with vLLM's names. Unset ⇒ vLLM's default for the GPU and version.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VllmArgs {
+    /// Tokens per KV block (16).
+    #[serde(default)]
+    pub block_size: Option<u32>,
+    /// Token budget per step (8192 on H100/H200, 16384 on B200, else 2048).
+    #[serde(default)]
+    pub max_num_batched_tokens: Option<u32>,
+    /// Most running requests (1024 on ≥70 GiB GPUs, else 256).
+    #[serde(default)]
+    pub max_num_seqs: Option<u32>,
+    /// Fraction of GPU memory vLLM uses (0.92 in 0.33, 0.9 in 0.11).
+    #[serde(default)]
+    pub gpu_memory_utilization: Option<f64>,
+    /// Automatic prefix caching (true).
+    #[serde(default)]
+    pub enable_prefix_caching: Option<bool>,
+    /// `sha256` (default), `sha256_cbor`, `xxhash`, `xxhash_cbor`.
+    #[serde(default)]
+    pub prefix_caching_hash_algo: Option<String>,
+    /// PYTHONHASHSEED of the pod (NONE_HASH seed).
+    #[serde(default)]
+    pub python_hash_seed: Option<String>,
+    /// Use exactly this many KV blocks (null block included).
+    #[serde(default)]
+    pub num_gpu_blocks_override: Option<u64>,
+    /// Longest prompt + output (default: the KV capacity in tokens, at most 131072).
+    #[serde(default)]
+    pub max_model_len: Option<u32>,
+    /// Async scheduling (true in 0.33, false in 0.11).
+    #[serde(default)]
+    pub async_scheduling: Option<bool>,
+    /// Chunked prefill (true).
+    #[serde(default)]
+    pub enable_chunked_prefill: Option<bool>,
+    /// Per-request prefill cap per step, 0 = off (0).
+    #[serde(default)]
+    pub long_prefill_token_threshold: Option<u32>,
+    /// [0.33] fraction of blocks kept free at admission (0.0).
+    #[serde(default)]
+    pub watermark: Option<f64>,
+    /// [0.33] admit only if the whole prompt fits (true).
+    #[serde(default)]
+    pub scheduler_reserve_full_isl: Option<bool>,
+    /// `fcfs` (default) or `priority`.
+    #[serde(default)]
+    pub scheduling_policy: Option<String>,
+}
+
+/// Router choice.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RouterSpec {
+    /// Pods in turn.
+    RoundRobin,
+    /// Uniformly at random (stream `router`).
+    Random,
+}

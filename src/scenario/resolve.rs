@@ -1,0 +1,436 @@
+//! Scenario → validated cluster description → pods.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::{nearest, with_suggestion, ErrorCtx, ScenarioError};
+use super::{PodGroup, RouterSpec, Scenario};
+use crate::catalog::{gpu::GpuSpec, model::ModelSpec};
+use crate::compat::VllmVersion;
+use crate::engine::rng::RngStreams;
+use crate::engine::time::SimDuration;
+use crate::kv::hash::{HashAlgo, VllmBlockHasher};
+use crate::kv::hasher::BlockHasher;
+use crate::pod::capacity::{self, CapacityInput};
+use crate::pod::engine::{Pod, Role};
+use crate::pod::latency::{build_step_time_model, StepTimeSpec};
+use crate::pod::scheduler::{Policy, Scheduler, SchedulerConfig};
+use crate::trace::spec::WorkloadSpec;
+
+/// Longest `max_model_len` kvsim picks by default (Llama 3.x context).
+const DEFAULT_MAX_MODEL_LEN_CAP: u32 = 131_072;
+
+/// How block keys are computed in a run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hashing {
+    /// xxh3 chained keys.
+    Fast,
+    /// Each pod's vLLM algorithm.
+    Vllm,
+}
+
+/// One validated pod group.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResolvedGroup {
+    /// Group name.
+    pub name: String,
+    /// Pods in the group.
+    pub count: u32,
+    /// Role.
+    pub role: String,
+    /// GPU catalog name.
+    pub gpu: String,
+    /// Model name.
+    pub model: String,
+    /// GPUs per pod.
+    pub tensor_parallel_size: u32,
+    /// KV blocks per pod (vLLM `num_gpu_blocks`, null block included).
+    pub num_gpu_blocks: u32,
+    /// KV capacity per pod in tokens (`(num_gpu_blocks − 1) × block_size`).
+    pub kv_capacity_tokens: u64,
+    /// Tokens per block.
+    pub block_size: u32,
+    /// Token budget per step.
+    pub max_num_batched_tokens: u32,
+    /// Most running requests.
+    pub max_num_seqs: u32,
+    /// Longest prompt + output.
+    pub max_model_len: u32,
+    /// GPU memory fraction.
+    pub gpu_memory_utilization: f64,
+    /// Prefix caching.
+    pub enable_prefix_caching: bool,
+    /// Hash algorithm (used when `block_hashing: vllm`).
+    pub prefix_caching_hash_algo: String,
+    /// PYTHONHASHSEED.
+    pub python_hash_seed: Option<String>,
+    /// Async scheduling.
+    pub async_scheduling: bool,
+    /// Chunked prefill.
+    pub enable_chunked_prefill: bool,
+    /// Prefill cap per request per step.
+    pub long_prefill_token_threshold: u32,
+    /// Watermark fraction.
+    pub watermark: f64,
+    /// Full-prompt admission reserve.
+    pub scheduler_reserve_full_isl: bool,
+    /// `fcfs` or `priority`.
+    pub scheduling_policy: String,
+    /// Step-time model.
+    pub step_time: StepTimeSpec,
+    #[serde(skip)]
+    gpu_spec: Option<&'static GpuSpec>,
+    #[serde(skip)]
+    model_spec: Option<ModelSpec>,
+}
+
+/// A validated scenario: everything `kvsim run` needs, with every default filled in.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolved {
+    /// kvsim version that resolved it.
+    pub kvsim_version: String,
+    /// Scenario name.
+    pub name: String,
+    /// Master seed.
+    pub seed: u64,
+    /// vLLM semantics.
+    pub vllm_version: String,
+    /// Block keys.
+    pub block_hashing: Hashing,
+    /// Pod groups.
+    pub pod_groups: Vec<ResolvedGroup>,
+    /// Router.
+    pub router: RouterSpec,
+    /// Workload.
+    pub workload: WorkloadSpec,
+    /// Routing latency, µs.
+    pub routing_latency_us: u64,
+    /// Sampling interval, ms.
+    pub sample_interval_ms: u64,
+    /// Horizon, s.
+    pub horizon_s: Option<f64>,
+    /// Directory relative paths resolve against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    version: VllmVersion,
+}
+
+/// Overrides from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--trace FILE`: replaces the workload's trace path.
+    pub trace: Option<PathBuf>,
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Resolved, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: None,
+        field: String::new(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    resolve_text(path, &text, &base_dir, &default_name, overrides)
+}
+
+/// Parses and validates scenario YAML `text` (from `path`, for messages).
+pub fn resolve_text(
+    path: &Path,
+    text: &str,
+    base_dir: &Path,
+    default_name: &str,
+    overrides: &Overrides,
+) -> Result<Resolved, ScenarioError> {
+    let ctx = ErrorCtx { file: path, text };
+    let mut sc: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: e.location().map(|l| l.line()),
+        field: String::new(),
+        message: with_suggestion(&strip_location(&e.to_string())),
+    })?;
+    if let Some(seed) = overrides.seed {
+        sc.seed = seed;
+    }
+    if let Some(trace) = &overrides.trace {
+        sc.workload.override_trace_path(trace.clone()).map_err(|m| ctx.err("workload.trace", None, m))?;
+    }
+    let version: VllmVersion = match sc.vllm_version.as_deref() {
+        None => VllmVersion::V0_33,
+        Some(v) => v.parse().map_err(|m: String| ctx.err("vllm_version", Some(v), m))?,
+    };
+    let hashing = match sc.block_hashing.as_deref() {
+        None | Some("fast") => Hashing::Fast,
+        Some("vllm") => Hashing::Vllm,
+        Some(other) => {
+            let hint = nearest(other, &["fast", "vllm"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
+            return Err(ctx.err("block_hashing", Some(other), format!("unknown value \"{other}\" (valid: fast, vllm){hint}")));
+        }
+    };
+    if sc.pods.is_empty() {
+        return Err(ctx.err("pods", None, "at least one pod group is required"));
+    }
+    let default_step = sc.step_time.clone().unwrap_or_default();
+    let mut groups = Vec::new();
+    for (i, g) in sc.pods.iter().enumerate() {
+        groups.push(resolve_group(&ctx, i, g, version, &default_step, base_dir)?);
+    }
+    let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ctx.err("pods.name", Some(w[0]), format!("two pod groups are named \"{}\"", w[0])));
+    }
+    if let Some(h) = sc.horizon_s {
+        if !(h > 0.0) {
+            return Err(ctx.err("horizon_s", None, format!("must be > 0, got {h}")));
+        }
+    }
+    Ok(Resolved {
+        kvsim_version: env!("CARGO_PKG_VERSION").to_string(),
+        name: sc.name.clone().unwrap_or_else(|| default_name.to_string()),
+        seed: sc.seed,
+        vllm_version: version.to_string(),
+        block_hashing: hashing,
+        pod_groups: groups,
+        router: sc.router.clone().unwrap_or(RouterSpec::RoundRobin),
+        workload: sc.workload.clone(),
+        routing_latency_us: sc.routing_latency_us.unwrap_or(0),
+        sample_interval_ms: sc.sample_interval_ms.unwrap_or(1000).max(1),
+        horizon_s: sc.horizon_s,
+        base_dir: base_dir.to_path_buf(),
+        version,
+    })
+}
+
+/// serde_yaml_ng appends " at line L column C"; the error already carries the line.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn resolve_group(
+    ctx: &ErrorCtx,
+    i: usize,
+    g: &PodGroup,
+    version: VllmVersion,
+    default_step: &StepTimeSpec,
+    base_dir: &Path,
+) -> Result<ResolvedGroup, ScenarioError> {
+    let f = |name: &str| format!("pods[{i}].{name}");
+    let role = match g.role.as_deref().unwrap_or("both") {
+        r @ ("both" | "prefill" | "decode") => r.to_string(),
+        other => {
+            let hint = nearest(other, &["both", "prefill", "decode"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
+            return Err(ctx.err(&f("role"), Some(other), format!("unknown role \"{other}\" (valid: both, prefill, decode){hint}")));
+        }
+    };
+    let count = g.count.unwrap_or(1);
+    if count == 0 {
+        return Err(ctx.err(&f("count"), Some("0"), "a pod group needs at least one pod"));
+    }
+    let gpu = crate::catalog::gpu::gpu(&g.gpu).map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?;
+    let model: ModelSpec = match (&g.model, &g.model_config) {
+        (Some(m), None) => crate::catalog::model::model(m).map_err(|e| ctx.err(&f("model"), Some(m), e.to_string()))?.clone(),
+        (None, Some(p)) => {
+            let path = base_dir.join(p);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ctx.err(&f("model_config"), Some(p), format!("cannot read {}: {e}", path.display())))?;
+            ModelSpec::from_hf_config_json(&text, &path.display().to_string())
+                .map_err(|e| ctx.err(&f("model_config"), Some(p), e.to_string()))?
+        }
+        (Some(_), Some(_)) => return Err(ctx.err(&f("model_config"), None, "give either `model` or `model_config`, not both")),
+        (None, None) => return Err(ctx.err(&f("model"), None, "missing: name a catalog model or give `model_config`")),
+    };
+    let tp = g.tensor_parallel_size.unwrap_or(1);
+    if tp == 0 {
+        return Err(ctx.err(&f("tensor_parallel_size"), Some("0"), "must be at least 1"));
+    }
+    let v = &g.vllm;
+    let (def_mnbt, def_seqs) = capacity::vllm_batch_defaults(gpu, version);
+    let block_size = v.block_size.unwrap_or(16);
+    if block_size == 0 || block_size > 4096 {
+        return Err(ctx.err(&f("vllm.block_size"), Some(&block_size.to_string()), format!("must be in 1..=4096, got {block_size}")));
+    }
+    let mnbt = v.max_num_batched_tokens.unwrap_or(def_mnbt);
+    if mnbt == 0 {
+        return Err(ctx.err(&f("vllm.max_num_batched_tokens"), Some("0"), "must be at least 1"));
+    }
+    let seqs = v.max_num_seqs.unwrap_or(def_seqs);
+    if seqs == 0 {
+        return Err(ctx.err(&f("vllm.max_num_seqs"), Some("0"), "must be at least 1"));
+    }
+    let util = v.gpu_memory_utilization.unwrap_or(capacity::default_gpu_memory_utilization(version));
+    if !(util > 0.0 && util <= 1.0) {
+        return Err(ctx.err(&f("vllm.gpu_memory_utilization"), Some(&util.to_string()), format!("must be in (0, 1], got {util}")));
+    }
+    let algo_name = v.prefix_caching_hash_algo.clone().unwrap_or_else(|| "sha256".to_string());
+    let algo: HashAlgo = algo_name.parse().map_err(|e| ctx.err(&f("vllm.prefix_caching_hash_algo"), Some(&algo_name), format!("{e}")))?;
+    algo.check_version(version).map_err(|e| ctx.err(&f("vllm.prefix_caching_hash_algo"), Some(&algo_name), format!("{e}")))?;
+    let num_gpu_blocks = match v.num_gpu_blocks_override {
+        Some(n) => n,
+        None => {
+            let mut input = CapacityInput::vllm_defaults(gpu, &model, version);
+            input.tp = tp;
+            input.block_size = block_size;
+            input.gpu_memory_utilization = util;
+            input.max_num_batched_tokens = mnbt;
+            input.max_num_seqs = seqs;
+            capacity::num_gpu_blocks(&input).map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?
+        }
+    };
+    if num_gpu_blocks < 2 {
+        return Err(ctx.err(
+            &f("vllm.num_gpu_blocks_override"),
+            None,
+            format!("{num_gpu_blocks} KV blocks leave none usable (block 0 is vLLM's null block); need at least 2"),
+        ));
+    }
+    let num_gpu_blocks = u32::try_from(num_gpu_blocks).map_err(|_| {
+        ctx.err(&f("vllm.num_gpu_blocks_override"), None, format!("{num_gpu_blocks} blocks is more than kvsim supports (4294967295)"))
+    })?;
+    let capacity_tokens = (num_gpu_blocks as u64 - 1) * block_size as u64;
+    let max_model_len = match v.max_model_len {
+        Some(m) if m as u64 > capacity_tokens => {
+            return Err(ctx.err(
+                &f("vllm.max_model_len"),
+                Some(&m.to_string()),
+                format!("{m} tokens exceed the KV cache capacity of {capacity_tokens} tokens ({} usable blocks × {block_size}); vLLM refuses to start", num_gpu_blocks - 1),
+            ))
+        }
+        Some(0) => return Err(ctx.err(&f("vllm.max_model_len"), Some("0"), "must be at least 1")),
+        Some(m) => m,
+        None => capacity_tokens.min(DEFAULT_MAX_MODEL_LEN_CAP as u64) as u32,
+    };
+    let policy = match v.scheduling_policy.as_deref().unwrap_or("fcfs") {
+        p @ ("fcfs" | "priority") => p.to_string(),
+        other => {
+            let hint = nearest(other, &["fcfs", "priority"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
+            return Err(ctx.err(&f("vllm.scheduling_policy"), Some(other), format!("unknown policy \"{other}\" (valid: fcfs, priority){hint}")));
+        }
+    };
+    let watermark = v.watermark.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&watermark) {
+        return Err(ctx.err(&f("vllm.watermark"), Some(&watermark.to_string()), format!("must be in [0, 1), got {watermark}")));
+    }
+    let async_scheduling = v.async_scheduling.unwrap_or(version == VllmVersion::V0_33);
+    let step_time = g.step_time.clone().unwrap_or_else(|| default_step.clone());
+    // Build once here so bad parameters fail at load time, naming the field.
+    build_step_time_model(&step_time, gpu, &model, tp, async_scheduling)
+        .map_err(|e| ctx.err(&format!("pods[{i}].step_time"), None, e.to_string()))?;
+    Ok(ResolvedGroup {
+        name: g.name.clone().unwrap_or_else(|| role.clone()),
+        count,
+        role,
+        gpu: gpu.name.to_string(),
+        model: model.name.to_string(),
+        tensor_parallel_size: tp,
+        num_gpu_blocks,
+        kv_capacity_tokens: capacity_tokens,
+        block_size,
+        max_num_batched_tokens: mnbt,
+        max_num_seqs: seqs,
+        max_model_len,
+        gpu_memory_utilization: util,
+        enable_prefix_caching: v.enable_prefix_caching.unwrap_or(true),
+        prefix_caching_hash_algo: algo.name().to_string(),
+        python_hash_seed: v.python_hash_seed.clone(),
+        async_scheduling,
+        enable_chunked_prefill: v.enable_chunked_prefill.unwrap_or(true),
+        long_prefill_token_threshold: v.long_prefill_token_threshold.unwrap_or(0),
+        watermark,
+        scheduler_reserve_full_isl: v.scheduler_reserve_full_isl.unwrap_or(true),
+        scheduling_policy: policy,
+        step_time,
+        gpu_spec: Some(gpu),
+        model_spec: Some(model),
+    })
+}
+
+impl Resolved {
+    /// vLLM semantics in force.
+    pub fn version(&self) -> VllmVersion {
+        self.version
+    }
+
+    /// Total pods.
+    pub fn n_pods(&self) -> u32 {
+        self.pod_groups.iter().map(|g| g.count).sum()
+    }
+
+    /// Builds every pod, idle with empty caches.
+    pub fn build_pods(&self, rng: &RngStreams) -> Vec<Pod> {
+        let mut pods = Vec::new();
+        for g in &self.pod_groups {
+            let gpu = g.gpu_spec.expect("resolved group has its GPU");
+            let model = g.model_spec.as_ref().expect("resolved group has its model");
+            for k in 0..g.count {
+                let idx = pods.len() as u32;
+                let hasher = match self.block_hashing {
+                    Hashing::Fast => BlockHasher::Fast,
+                    Hashing::Vllm => {
+                        let algo: HashAlgo = g.prefix_caching_hash_algo.parse().expect("validated");
+                        // Without PYTHONHASHSEED, vLLM seeds NONE_HASH per process
+                        // where the algorithm needs it: derive one per pod.
+                        let seed = g.python_hash_seed.clone();
+                        let h = VllmBlockHasher::new(algo, self.version, seed.as_deref()).unwrap_or_else(|_| {
+                            let s = format!("{:016x}", rng.indexed_stream("pod.none_hash", idx as u64).next_u64_once());
+                            VllmBlockHasher::new(algo, self.version, Some(&s)).expect("seeded hasher")
+                        });
+                        BlockHasher::Vllm(Box::new(h))
+                    }
+                };
+                let cfg = SchedulerConfig {
+                    block_size: g.block_size,
+                    num_gpu_blocks: g.num_gpu_blocks,
+                    max_num_batched_tokens: g.max_num_batched_tokens,
+                    max_num_seqs: g.max_num_seqs,
+                    max_model_len: g.max_model_len,
+                    enable_prefix_caching: g.enable_prefix_caching,
+                    enable_chunked_prefill: g.enable_chunked_prefill,
+                    long_prefill_token_threshold: g.long_prefill_token_threshold,
+                    watermark: g.watermark,
+                    scheduler_reserve_full_isl: g.scheduler_reserve_full_isl,
+                    policy: if g.scheduling_policy == "priority" { Policy::Priority } else { Policy::Fcfs },
+                    async_scheduling: g.async_scheduling,
+                    version: self.version,
+                    emit_kv_events: false,
+                };
+                let step = build_step_time_model(&g.step_time, gpu, model, g.tensor_parallel_size, g.async_scheduling)
+                    .expect("validated at load");
+                let role = match g.role.as_str() {
+                    "prefill" => Role::Prefill,
+                    "decode" => Role::Decode,
+                    _ => Role::Both,
+                };
+                pods.push(Pod::new(
+                    idx,
+                    format!("{}-{k}", g.name),
+                    role,
+                    Scheduler::new(cfg, hasher),
+                    step,
+                    SimDuration::from_ms(self.sample_interval_ms),
+                ));
+            }
+        }
+        pods
+    }
+}
+
+/// One draw from a fresh stream.
+trait NextOnce {
+    fn next_u64_once(self) -> u64;
+}
+
+impl NextOnce for crate::engine::rng::StreamRng {
+    fn next_u64_once(mut self) -> u64 {
+        rand::RngCore::next_u64(&mut self)
+    }
+}
