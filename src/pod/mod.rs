@@ -5,3 +5,5 @@ pub mod engine;
 pub mod latency;
 pub mod request;
 pub mod scheduler;
+#[cfg(test)]
+mod scheduler_tests;
