@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod cluster;
 pub mod conformance;
 pub mod engine;
+pub mod epp;
+pub mod index;
 pub mod kv;
 pub mod metrics;
 pub mod pod;

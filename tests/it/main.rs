@@ -2,3 +2,12 @@
 
 /// Every recorded vLLM scheduler run reproduced field by field.
 mod conformance_vllm;
+
+/// The binary end to end: outputs, determinism, errors.
+// mod cli;
+
+/// EPP scorer/picker fixtures run through the library.
+mod epp_conformance;
+
+/// Module-boundary and doc checks.
+mod tidy;

@@ -1,0 +1,359 @@
+//! ENV-era configuration (inference-scheduler 0.0.x–v0.1, May–Jun 2025):
+//! a container `env:` list mapped to the equivalent plugin/profile document.
+//!
+//! For each scorer `NAME`: `ENABLE_<NAME>`, `<NAME>_WEIGHT` (default 1) for
+//! the decode (or only) profile, `PREFILL_ENABLE_<NAME>`, `PREFILL_<NAME>_WEIGHT`
+//! for the prefill profile, and tag 0.0.2's `DECODE_ENABLE_<NAME>` /
+//! `DECODE_<NAME>_WEIGHT`. `PD_ENABLED` adds `decode`/`prefill` profiles with
+//! role filters and a `pd-profile-handler` with `threshold = PD_PROMPT_LEN_THRESHOLD`
+//! (100 characters). Decode and prefill get separate scorer instances (the
+//! prefill ones are named `prefill-<type>`), as the ENV era ran two schedulers.
+//!
+//! `PREFIX_AWARE_SCORER` without any `PREFIX_CACHE_*` variable stands for
+//! llm-d's own ≤ v0.1 prefix store; it is approximated by the GIE-style
+//! prefix scorer with 256-character blocks and a 500k-block LRU per pod.
+
+use super::error::{suggest, ConfigError};
+use super::raw::{EndpointPickerConfig, PluginRef, PluginSpec, ProfileSpec, API_VERSIONS};
+use serde_yaml_ng::{Mapping, Value};
+
+/// Scorer `NAME`s of the ENV era.
+pub const ENV_SCORERS: &[&str] = &[
+    "KVCACHE_AWARE_SCORER",
+    "LOAD_AWARE_SCORER",
+    "SESSION_AWARE_SCORER",
+    "PREFIX_AWARE_SCORER",
+    "GIE_KVCACHE_UTILIZATION_SCORER",
+    "GIE_QUEUE_SCORER",
+    "GIE_PREFIX_SCORER",
+];
+
+/// v0.1 GIE filter wrappers (accepted, not modelled).
+const ENV_FILTERS: &[&str] = &[
+    "GIE_LEAST_KVCACHE_FILTER",
+    "GIE_LEAST_QUEUE_FILTER",
+    "GIE_LOW_QUEUE_FILTER",
+    "GIE_LORA_AFFINITY_FILTER",
+    "GIE_SHEDDABLE_CAPACITY_FILTER",
+];
+
+/// Parses a container `env:` list (a YAML sequence, or a mapping with an
+/// `env` key). Entries without `value` (e.g. `valueFrom`) are skipped;
+/// scalar values of any type are taken as their text.
+pub fn parse_env_list(src: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let v: Value = serde_yaml_ng::from_str(src).map_err(|e| ConfigError::Yaml {
+        line: e.location().map(|l| l.line()),
+        message: e.to_string(),
+    })?;
+    let list = match &v {
+        Value::Sequence(s) => s,
+        Value::Mapping(m) => match m.get("env") {
+            Some(Value::Sequence(s)) => s,
+            _ => {
+                return Err(ConfigError::Yaml {
+                    line: None,
+                    message: "expected an `env:` list".into(),
+                })
+            }
+        },
+        _ => {
+            return Err(ConfigError::Yaml {
+                line: None,
+                message: "expected a list of {name, value}".into(),
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Some(m) = item.as_mapping() else {
+            return Err(ConfigError::Yaml {
+                line: None,
+                message: format!("env[{i}]: expected a mapping with name and value"),
+            });
+        };
+        let Some(name) = m.get("name").and_then(Value::as_str) else {
+            return Err(ConfigError::Yaml {
+                line: None,
+                message: format!("env[{i}]: missing field \"name\""),
+            });
+        };
+        let value = match m.get("value") {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                return Err(ConfigError::EnvValue {
+                    name: name.into(),
+                    value: "<non-scalar>".into(),
+                    expected: "a scalar value",
+                })
+            }
+        };
+        out.push((name.to_string(), value));
+    }
+    Ok(out)
+}
+
+struct Env<'a>(&'a [(String, String)]);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Go `strconv.ParseBool`.
+    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+            Some(v) => Err(ConfigError::EnvValue {
+                name: name.into(),
+                value: v.into(),
+                expected: "a boolean",
+            }),
+        }
+    }
+
+    fn f64(&self, name: &str) -> Result<Option<f64>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ConfigError::EnvValue {
+                    name: name.into(),
+                    value: v.into(),
+                    expected: "a number",
+                }),
+        }
+    }
+
+    fn u64(&self, name: &str) -> Result<Option<u64>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ConfigError::EnvValue {
+                    name: name.into(),
+                    value: v.into(),
+                    expected: "a non-negative integer",
+                }),
+        }
+    }
+}
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    let mut m = Mapping::new();
+    for (k, v) in pairs {
+        m.insert(Value::String(k.into()), v);
+    }
+    Value::Mapping(m)
+}
+
+fn num(v: u64) -> Value {
+    Value::Number(v.into())
+}
+
+/// (plugin type, parameters) for scorer `NAME` in a profile (`prefill` selects
+/// the `PREFILL_` Redis address).
+fn scorer_plugin(
+    env: &Env<'_>,
+    name: &str,
+    prefill: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(&'static str, Option<Value>), ConfigError> {
+    let legacy_prefix = |block_chars: u64, lru: u64| {
+        map(vec![
+            ("hashBlockSize", num(block_chars)),
+            ("lruCapacityPerServer", num(lru)),
+            ("autoTune", Value::Bool(false)),
+            ("hashPartialTail", Value::Bool(false)),
+            ("indexPrefillTarget", Value::Bool(false)),
+        ])
+    };
+    Ok(match name {
+        "KVCACHE_AWARE_SCORER" => {
+            let var = if prefill {
+                "PREFILL_KVCACHE_INDEXER_REDIS_ADDR"
+            } else {
+                "KVCACHE_INDEXER_REDIS_ADDR"
+            };
+            let params = env.get(var).map(|addr| {
+                map(vec![(
+                    "indexerConfig",
+                    map(vec![(
+                        "kvBlockIndexConfig",
+                        map(vec![(
+                            "redisConfig",
+                            map(vec![("address", Value::String(addr.into()))]),
+                        )]),
+                    )]),
+                )])
+            });
+            ("precise-prefix-cache-scorer", params)
+        }
+        "LOAD_AWARE_SCORER" => {
+            let t = env.u64("LOAD_AWARE_SCORER_QUEUE_THRESHOLD")?.unwrap_or(128);
+            ("load-aware-scorer", Some(map(vec![("threshold", num(t))])))
+        }
+        "SESSION_AWARE_SCORER" => ("session-affinity-scorer", None),
+        "PREFIX_AWARE_SCORER" => {
+            let block = env.u64("PREFIX_CACHE_HASH_BLOCK_SIZE")?;
+            let max = env.u64("PREFIX_CACHE_MAX_PREFIX_BLOCKS")?;
+            let lru = env.u64("PREFIX_CACHE_LRU_CAPACITY_PER_SERVER")?;
+            let mut p = if block.is_none() && max.is_none() && lru.is_none() {
+                warnings.push("PREFIX_AWARE_SCORER: llm-d's own v0.1 prefix store is approximated by prefix-cache-scorer (256-char blocks, 500k-block LRU per pod)".into());
+                legacy_prefix(256, 500_000)
+            } else {
+                legacy_prefix(block.unwrap_or(64), lru.unwrap_or(31_250))
+            };
+            if let (Some(m), Value::Mapping(pm)) = (max, &mut p) {
+                pm.insert(Value::String("maxPrefixBlocksToMatch".into()), num(m));
+            }
+            ("prefix-cache-scorer", Some(p))
+        }
+        "GIE_KVCACHE_UTILIZATION_SCORER" => ("kv-cache-utilization-scorer", None),
+        "GIE_QUEUE_SCORER" => ("queue-scorer", None),
+        "GIE_PREFIX_SCORER" => ("prefix-cache-scorer", Some(legacy_prefix(64, 31_250))),
+        _ => unreachable_name(name),
+    })
+}
+
+fn unreachable_name(name: &str) -> (&'static str, Option<Value>) {
+    // Only called with names from ENV_SCORERS; keep a harmless fallback.
+    debug_assert!(false, "unknown env scorer {name}");
+    ("queue-scorer", None)
+}
+
+/// Maps env vars to an `EndpointPickerConfig` document plus warnings.
+pub fn env_to_document(
+    vars: &[(String, String)],
+) -> Result<(EndpointPickerConfig, Vec<String>), ConfigError> {
+    let env = Env(vars);
+    let mut warnings = Vec::new();
+    let pd = env.bool("PD_ENABLED")?.unwrap_or(false);
+    let mut plugins: Vec<PluginSpec> = Vec::new();
+    let mut profiles: Vec<ProfileSpec> = Vec::new();
+    let stages: &[(&str, bool)] = if pd {
+        &[("decode", false), ("prefill", true)]
+    } else {
+        &[("default", false)]
+    };
+    for &(profile, prefill) in stages {
+        let mut refs: Vec<PluginRef> = Vec::new();
+        if pd {
+            let f = if prefill {
+                "prefill-filter"
+            } else {
+                "decode-filter"
+            };
+            plugins.push(PluginSpec {
+                name: None,
+                type_name: f.into(),
+                parameters: None,
+            });
+            refs.push(PluginRef {
+                plugin_ref: f.into(),
+                weight: None,
+            });
+        }
+        for name in ENV_SCORERS {
+            let (enable, weight) = if prefill {
+                (
+                    env.bool(&format!("PREFILL_ENABLE_{name}"))?,
+                    env.f64(&format!("PREFILL_{name}_WEIGHT"))?,
+                )
+            } else {
+                let e = env
+                    .bool(&format!("ENABLE_{name}"))?
+                    .or(env.bool(&format!("DECODE_ENABLE_{name}"))?);
+                let w = env
+                    .f64(&format!("{name}_WEIGHT"))?
+                    .or(env.f64(&format!("DECODE_{name}_WEIGHT"))?);
+                (e, w)
+            };
+            if enable != Some(true) {
+                continue;
+            }
+            let (type_name, parameters) = scorer_plugin(&env, name, prefill, &mut warnings)?;
+            let instance = if prefill {
+                format!("prefill-{type_name}")
+            } else {
+                type_name.to_string()
+            };
+            plugins.push(PluginSpec {
+                name: Some(instance.clone()),
+                type_name: type_name.into(),
+                parameters,
+            });
+            refs.push(PluginRef {
+                plugin_ref: instance,
+                weight: Some(weight.unwrap_or(1.0)),
+            });
+        }
+        refs.push(PluginRef {
+            plugin_ref: "max-score-picker".into(),
+            weight: None,
+        });
+        profiles.push(ProfileSpec {
+            name: profile.into(),
+            plugins: refs,
+        });
+    }
+    plugins.push(PluginSpec {
+        name: None,
+        type_name: "max-score-picker".into(),
+        parameters: None,
+    });
+    if pd {
+        let threshold = env.u64("PD_PROMPT_LEN_THRESHOLD")?.unwrap_or(100);
+        let block = env.u64("PREFIX_CACHE_HASH_BLOCK_SIZE")?.unwrap_or(64);
+        plugins.push(PluginSpec {
+            name: None,
+            type_name: "pd-profile-handler".into(),
+            parameters: Some(map(vec![
+                ("threshold", num(threshold)),
+                ("hashBlockSize", num(block)),
+            ])),
+        });
+    }
+    for (n, _) in vars {
+        if let Some(f) = ENV_FILTERS.iter().find(|f| n == &format!("ENABLE_{f}")) {
+            if env.bool(n)? == Some(true) {
+                warnings.push(format!(
+                    "{n}: the GIE filter {f} is not modelled and is ignored"
+                ));
+            }
+            continue;
+        }
+        let stem = n
+            .strip_prefix("PREFILL_ENABLE_")
+            .or(n.strip_prefix("DECODE_ENABLE_"))
+            .or(n.strip_prefix("ENABLE_"));
+        if let Some(stem) = stem {
+            if !ENV_SCORERS.contains(&stem) {
+                let hint = suggest(stem, ENV_SCORERS)
+                    .map(|s| format!("; did you mean {s}?"))
+                    .unwrap_or_default();
+                warnings.push(format!("{n}: unknown scorer {stem}, ignored{hint}"));
+            }
+        }
+    }
+    let doc = EndpointPickerConfig {
+        api_version: Some(API_VERSIONS[0].into()),
+        kind: Some("EndpointPickerConfig".into()),
+        plugins,
+        scheduling_profiles: profiles,
+        ..Default::default()
+    };
+    Ok((doc, warnings))
+}

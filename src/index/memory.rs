@@ -1,0 +1,608 @@
+//! In-memory KV-block index: `LRU<(model, key), PodCache>` bounded at
+//! `size` keys (1e8), each `PodCache` an LRU of at most `pod_cache_size` (10)
+//! [`PodEntry`]s.
+//!
+//! **Lookup** walks the keys in prompt order and, per [`LookupStop`]:
+//! - `InMemory` (upstream in-memory backend): skips absent keys and stops at a
+//!   key that is present but holds no entry at all;
+//! - `Redis` (Redis/Valkey backend: pipelined `HKEYS`): stops at the first key
+//!   with no entry among the requested pods (absent keys included).
+//!
+//! The LongestPrefix scorer cuts at the first key without its pod anyway, so
+//! the two modes only differ in what a caller sees of the keys after a gap.
+//! A lookup touches the keys it reads (LRU recency), as `lru.Get` does.
+//!
+//! **Events**: `BlockStored` adds `(pod, tier = lowercase(medium) or gpu)` for
+//! each hash; `BlockRemoved` removes that entry and drops the key when it is
+//! left empty (or keeps it empty with `remove_empty_keys = false`, as older
+//! versions did, which makes the in-memory stop rule fire); `AllBlocksCleared`
+//! is ignored (upstream until llm-d-kv-cache PR #593) or removes every entry
+//! of the pod ([`ClearedPolicy`]).
+//!
+//! **Speculative entries** carry an expiry time; a lookup at or after it does
+//! not see them, and they are purged lazily. They participate in scoring
+//! exactly like confirmed entries.
+//!
+//! Keys are the engine's block hashes unchanged: the simulator hashes the
+//! request side with the same function (the Dec 2025 request-key remapping
+//! has no observable effect when both sides agree).
+
+use crate::epp::lru::LruMap;
+use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, Tier};
+use crate::epp::view::EndpointId;
+use crate::index::event::KvEvent;
+use rustc_hash::FxHashMap;
+
+/// Where a lookup stops.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum LookupStop {
+    /// Skip absent keys, stop at a present-but-empty key.
+    #[default]
+    InMemory,
+    /// Stop at the first key with no entry among the requested pods.
+    Redis,
+}
+
+/// What `AllBlocksCleared` does.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum ClearedPolicy {
+    /// No-op (upstream until May 2026).
+    #[default]
+    Ignore,
+    /// Remove every entry of the pod (llm-d-kv-cache PR #593).
+    RemovePod,
+}
+
+/// Index parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexConfig {
+    /// Maximum number of keys (`inMemoryConfig.size`, 1e8).
+    pub size: usize,
+    /// Maximum entries per key (`podCacheSize`, 10).
+    pub pod_cache_size: usize,
+    /// Lookup stop rule.
+    pub stop: LookupStop,
+    /// `AllBlocksCleared` handling.
+    pub cleared: ClearedPolicy,
+    /// Drop a key when its last entry is evicted (current upstream).
+    pub remove_empty_keys: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            size: 100_000_000,
+            pod_cache_size: 10,
+            stop: LookupStop::InMemory,
+            cleared: ClearedPolicy::Ignore,
+            remove_empty_keys: true,
+        }
+    }
+}
+
+/// One stored entry with its expiry (`u64::MAX` for confirmed entries).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Slot {
+    entry: PodEntry,
+    expires_at_ns: u64,
+}
+
+/// Per-key LRU of entries, oldest first.
+#[derive(Clone, Debug, Default)]
+struct PodCache(Vec<Slot>);
+
+impl PodCache {
+    fn add(&mut self, entry: PodEntry, expires_at_ns: u64, cap: usize) {
+        if let Some(i) = self.0.iter().position(|s| s.entry == entry) {
+            let mut s = self.0.remove(i);
+            s.expires_at_ns = s.expires_at_ns.max(expires_at_ns);
+            self.0.push(s);
+        } else {
+            if self.0.len() >= cap.max(1) {
+                self.0.remove(0);
+            }
+            self.0.push(Slot {
+                entry,
+                expires_at_ns,
+            });
+        }
+    }
+
+    fn remove(&mut self, entry: &PodEntry) {
+        self.0.retain(|s| s.entry != *entry);
+    }
+
+    fn purge(&mut self, now_ns: u64) {
+        self.0.retain(|s| s.expires_at_ns > now_ns);
+    }
+}
+
+/// The in-memory KV-block index.
+pub struct KvIndex {
+    cfg: IndexConfig,
+    models: Vec<String>,
+    model_ids: FxHashMap<String, u32>,
+    data: LruMap<(u32, u64), PodCache>,
+}
+
+impl KvIndex {
+    /// An empty index.
+    pub fn new(cfg: IndexConfig) -> Self {
+        let data = LruMap::new(cfg.size);
+        KvIndex {
+            cfg,
+            models: Vec::new(),
+            model_ids: FxHashMap::default(),
+            data,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IndexConfig {
+        &self.cfg
+    }
+
+    /// Number of keys held.
+    pub fn n_keys(&self) -> usize {
+        self.data.len()
+    }
+
+    fn model_id(&mut self, model: &str) -> u32 {
+        if let Some(&id) = self.model_ids.get(model) {
+            return id;
+        }
+        let id = self.models.len() as u32;
+        self.models.push(model.to_string());
+        self.model_ids.insert(model.to_string(), id);
+        id
+    }
+
+    /// `Add(keys, entries)`: every key gets every entry (confirmed).
+    pub fn add(&mut self, model: &str, keys: &[u64], entries: &[PodEntry]) {
+        let m = self.model_id(model);
+        self.add_with_expiry(m, keys, entries, u64::MAX);
+    }
+
+    fn add_with_expiry(&mut self, m: u32, keys: &[u64], entries: &[PodEntry], expires_at_ns: u64) {
+        let cap = self.cfg.pod_cache_size;
+        for &k in keys {
+            if self.data.get_mut(&(m, k)).is_none() {
+                self.data.insert((m, k), PodCache::default());
+            }
+            if let Some(pc) = self.data.peek_mut(&(m, k)) {
+                for e in entries {
+                    pc.add(*e, expires_at_ns, cap);
+                }
+            }
+        }
+    }
+
+    /// `Evict(key, entries)`: removes the entries; drops the key if left empty
+    /// (unless `remove_empty_keys` is off).
+    pub fn evict(&mut self, model: &str, key: u64, entries: &[PodEntry]) {
+        let Some(&m) = self.model_ids.get(model) else {
+            return;
+        };
+        let empty = match self.data.peek_mut(&(m, key)) {
+            None => return,
+            Some(pc) => {
+                for e in entries {
+                    pc.remove(e);
+                }
+                pc.0.is_empty()
+            }
+        };
+        if empty && self.cfg.remove_empty_keys {
+            self.data.remove(&(m, key));
+        }
+    }
+
+    /// Applies `events` published by `pod` for `model`, in order.
+    pub fn apply(&mut self, pod: EndpointId, model: &str, events: &[KvEvent]) {
+        for ev in events {
+            match ev {
+                KvEvent::BlockStored {
+                    block_hashes,
+                    medium,
+                    ..
+                } => {
+                    let e = PodEntry {
+                        pod,
+                        tier: Tier::from_medium(medium.as_deref()),
+                        speculative: false,
+                    };
+                    self.add(model, block_hashes, &[e]);
+                }
+                KvEvent::BlockRemoved {
+                    block_hashes,
+                    medium,
+                } => {
+                    let e = PodEntry {
+                        pod,
+                        tier: Tier::from_medium(medium.as_deref()),
+                        speculative: false,
+                    };
+                    for &h in block_hashes {
+                        self.evict(model, h, &[e]);
+                    }
+                }
+                KvEvent::AllBlocksCleared => {
+                    if self.cfg.cleared == ClearedPolicy::RemovePod {
+                        self.remove_pod(pod);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every entry of `pod` (O(keys)).
+    pub fn remove_pod(&mut self, pod: EndpointId) {
+        let keys = self.data.keys_lru_order();
+        for k in keys {
+            let empty = match self.data.peek_mut(&k) {
+                Some(pc) => {
+                    pc.0.retain(|s| s.entry.pod != pod);
+                    pc.0.is_empty()
+                }
+                None => continue,
+            };
+            if empty && self.cfg.remove_empty_keys {
+                self.data.remove(&k);
+            }
+        }
+    }
+
+    /// Entries of one key as a lookup at `now_ns` would see them (no touch).
+    pub fn entries(&self, model: &str, key: u64, now_ns: u64) -> Vec<PodEntry> {
+        let Some(&m) = self.model_ids.get(model) else {
+            return Vec::new();
+        };
+        self.data
+            .peek(&(m, key))
+            .map(|pc| {
+                pc.0.iter()
+                    .filter(|s| s.expires_at_ns > now_ns)
+                    .map(|s| s.entry)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Lookup that also refreshes LRU recency and purges expired entries.
+    pub fn lookup_mut(
+        &mut self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        out.clear();
+        let Some(&m) = self.model_ids.get(model) else {
+            return;
+        };
+        let stop = self.cfg.stop;
+        for &k in keys {
+            // Expired speculative entries are evicted; a key they leave empty
+            // is dropped, as upstream's TTL eviction does.
+            let emptied = self.data.get_mut(&(m, k)).is_some_and(|pc| {
+                let had = !pc.0.is_empty();
+                pc.purge(now_ns);
+                had && pc.0.is_empty()
+            });
+            if emptied {
+                self.data.remove(&(m, k));
+            }
+            let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
+            if !lookup_step(stop, slots, now_ns, pods, out) {
+                return;
+            }
+        }
+    }
+}
+
+/// One key of a lookup; returns false when the lookup stops here.
+fn lookup_step(
+    stop: LookupStop,
+    slots: Option<&[Slot]>,
+    now_ns: u64,
+    pods: &[EndpointId],
+    out: &mut KeyEntries,
+) -> bool {
+    let live = |s: &&Slot| s.expires_at_ns > now_ns;
+    match slots {
+        // Absent, or only expired speculative entries (upstream's TTL cache
+        // would have evicted them and dropped the key): absent.
+        None => {}
+        Some(sl) if !sl.is_empty() && !sl.iter().any(|s| live(&s)) => {}
+        // Present but empty: both backends stop.
+        Some([]) => return false,
+        Some(sl) => {
+            let wanted = |s: &&Slot| live(s) && (pods.is_empty() || pods.contains(&s.entry.pod));
+            if stop == LookupStop::Redis && !sl.iter().any(|s| wanted(&s)) {
+                return false;
+            }
+            out.push_key(sl.iter().filter(wanted).map(|s| s.entry));
+            return true;
+        }
+    }
+    if stop == LookupStop::Redis {
+        return false;
+    }
+    out.push_key([]);
+    true
+}
+
+impl KvBlockLookup for KvIndex {
+    /// Read-only lookup (does not touch LRU recency; expired entries hidden).
+    fn lookup(
+        &self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        out.clear();
+        let Some(&m) = self.model_ids.get(model) else {
+            return;
+        };
+        for &k in keys {
+            let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
+            if !lookup_step(self.cfg.stop, slots, now_ns, pods, out) {
+                return;
+            }
+        }
+    }
+}
+
+impl SpeculativeIndex for KvIndex {
+    fn add_speculative(
+        &mut self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        expires_at_ns: u64,
+    ) {
+        let m = self.model_id(model);
+        let entries: Vec<PodEntry> = pods
+            .iter()
+            .map(|&pod| PodEntry {
+                pod,
+                tier: Tier::Gpu,
+                speculative: true,
+            })
+            .collect();
+        self.add_with_expiry(m, keys, &entries, expires_at_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: &str = "model";
+
+    fn e(p: u32) -> PodEntry {
+        PodEntry {
+            pod: EndpointId(p),
+            tier: Tier::Gpu,
+            speculative: false,
+        }
+    }
+
+    fn look(ix: &KvIndex, keys: &[u64], pods: &[u32], now: u64) -> Vec<Vec<u32>> {
+        let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
+        let mut out = KeyEntries::default();
+        ix.lookup(M, keys, &pods, now, &mut out);
+        (0..out.n_keys())
+            .map(|i| out.key(i).iter().map(|x| x.pod.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn in_memory_skips_absent_and_stops_at_empty() {
+        let mut ix = KvIndex::new(IndexConfig {
+            remove_empty_keys: false,
+            ..Default::default()
+        });
+        ix.add(M, &[1, 3, 4, 5], &[e(0)]);
+        ix.evict(M, 4, &[e(0)]); // key 4 present but empty
+        assert_eq!(
+            look(&ix, &[1, 2, 3, 4, 5], &[], 0),
+            vec![vec![0], vec![], vec![0]]
+        );
+        // pod filter: key present with only other pods still counts as non-empty
+        assert_eq!(look(&ix, &[1, 3], &[7], 0), vec![Vec::<u32>::new(), vec![]]);
+    }
+
+    #[test]
+    fn redis_stops_at_first_key_without_filtered_pods() {
+        let mut ix = KvIndex::new(IndexConfig {
+            stop: LookupStop::Redis,
+            ..Default::default()
+        });
+        ix.add(M, &[1, 3], &[e(0)]);
+        ix.add(M, &[1], &[e(1)]);
+        assert_eq!(look(&ix, &[1, 2, 3], &[], 0), vec![vec![0, 1]]);
+        assert_eq!(look(&ix, &[1, 3], &[1], 0), vec![vec![1]]);
+    }
+
+    #[test]
+    fn evict_removes_empty_keys_by_default() {
+        let mut ix = KvIndex::new(IndexConfig::default());
+        ix.add(M, &[1, 2], &[e(0), e(1)]);
+        ix.evict(M, 2, &[e(0)]);
+        assert_eq!(look(&ix, &[1, 2], &[], 0), vec![vec![0, 1], vec![1]]);
+        ix.evict(M, 2, &[e(1)]);
+        assert_eq!(ix.n_keys(), 1);
+        assert_eq!(
+            look(&ix, &[1, 2, 1], &[], 0),
+            vec![vec![0, 1], vec![], vec![0, 1]]
+        );
+    }
+
+    #[test]
+    fn events_apply_tiers_and_clear_policy() {
+        let mut ix = KvIndex::new(IndexConfig::default());
+        ix.apply(
+            EndpointId(0),
+            M,
+            &[
+                KvEvent::BlockStored {
+                    block_hashes: vec![1, 2],
+                    parent: None,
+                    tokens: None,
+                    medium: None,
+                },
+                KvEvent::BlockStored {
+                    block_hashes: vec![2],
+                    parent: Some(1),
+                    tokens: None,
+                    medium: Some("CPU".into()),
+                },
+                KvEvent::BlockRemoved {
+                    block_hashes: vec![1],
+                    medium: Some("GPU".into()),
+                },
+            ],
+        );
+        assert!(ix.entries(M, 1, 0).is_empty());
+        let tiers: Vec<Tier> = ix.entries(M, 2, 0).iter().map(|x| x.tier).collect();
+        assert_eq!(tiers, vec![Tier::Gpu, Tier::Cpu]);
+        ix.apply(EndpointId(0), M, &[KvEvent::AllBlocksCleared]);
+        assert_eq!(ix.entries(M, 2, 0).len(), 2, "ignored by default");
+        let mut ix2 = KvIndex::new(IndexConfig {
+            cleared: ClearedPolicy::RemovePod,
+            ..Default::default()
+        });
+        ix2.apply(
+            EndpointId(0),
+            M,
+            &[KvEvent::BlockStored {
+                block_hashes: vec![5],
+                parent: None,
+                tokens: None,
+                medium: None,
+            }],
+        );
+        ix2.apply(
+            EndpointId(1),
+            M,
+            &[KvEvent::BlockStored {
+                block_hashes: vec![5],
+                parent: None,
+                tokens: None,
+                medium: None,
+            }],
+        );
+        ix2.apply(EndpointId(0), M, &[KvEvent::AllBlocksCleared]);
+        assert_eq!(ix2.entries(M, 5, 0), vec![e(1)]);
+    }
+
+    #[test]
+    fn speculative_entries_expire() {
+        let mut ix = KvIndex::new(IndexConfig::default());
+        ix.add_speculative(M, &[1, 2], &[EndpointId(3)], 2_000);
+        let spec = PodEntry {
+            pod: EndpointId(3),
+            tier: Tier::Gpu,
+            speculative: true,
+        };
+        assert_eq!(ix.entries(M, 1, 1_999), vec![spec]);
+        assert_eq!(look(&ix, &[1, 2], &[], 1_999), vec![vec![3], vec![3]]);
+        // expired: the keys read as absent, not as a stop
+        assert_eq!(
+            look(&ix, &[1, 2], &[], 2_000),
+            vec![Vec::<u32>::new(), vec![]]
+        );
+        // a confirmed entry survives the expiry of the speculative one
+        ix.add(M, &[1], &[e(3)]);
+        assert_eq!(look(&ix, &[1], &[], 5_000), vec![vec![3]]);
+        let mut out = KeyEntries::default();
+        ix.lookup_mut(M, &[2], &[], 5_000, &mut out);
+        assert_eq!(out.n_keys(), 1);
+        assert!(out.key(0).is_empty());
+    }
+
+    #[test]
+    fn bounds_evict_least_recent() {
+        let mut ix = KvIndex::new(IndexConfig {
+            size: 2,
+            pod_cache_size: 2,
+            ..Default::default()
+        });
+        ix.add(M, &[1, 2], &[e(0)]);
+        let mut out = KeyEntries::default();
+        ix.lookup_mut(M, &[1], &[], 0, &mut out); // touch 1
+        ix.add(M, &[3], &[e(0)]);
+        assert!(ix.entries(M, 2, 0).is_empty(), "key 2 was least recent");
+        assert_eq!(ix.entries(M, 1, 0), vec![e(0)]);
+        ix.add(M, &[1], &[e(1)]);
+        ix.add(M, &[1], &[e(2)]);
+        assert_eq!(
+            ix.entries(M, 1, 0),
+            vec![e(1), e(2)],
+            "pod cache keeps the 2 newest"
+        );
+        // models are separate key spaces
+        assert!(ix.entries("other", 1, 0).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod scheduler_tests {
+    //! The index behind a real scheduler: speculative entries close the
+    //! blind spot between a routing decision and the KV event.
+
+    use super::*;
+    use crate::epp::config::load_yaml;
+    use crate::epp::plugin::{PreRequestContext, SchedulingContext};
+    use crate::epp::view::{EndpointView, RequestView};
+    use rand::SeedableRng;
+
+    const CFG: &str = "plugins:\n- type: precise-prefix-cache-scorer\n  parameters: {speculativeIndexing: true, speculativeTTL: 2s}\n- type: max-score-picker\n  parameters: {tieBreaking: round-robin}\n";
+
+    /// (picked pod, precise score of pod 0).
+    fn route(sched: &mut crate::epp::Scheduler, ix: &mut KvIndex, id: u64, now: u64) -> (u32, f64) {
+        let names = ["a:1", "b:1", "c:1"];
+        let eps: Vec<EndpointView<'_>> = (0..3)
+            .map(|i| EndpointView::new(EndpointId(i), names[i as usize]))
+            .collect();
+        let keys = [11u64, 12, 13];
+        let mut req = RequestView::new(id, "m", 48);
+        req.block_keys = &keys;
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(id);
+        let res = {
+            let mut ctx = SchedulingContext {
+                now_ns: now,
+                kv_index: Some(&*ix),
+                rng: &mut rng,
+            };
+            sched.schedule(&req, &eps, &mut ctx).unwrap()
+        };
+        sched.pre_request(
+            &mut PreRequestContext {
+                now_ns: now,
+                speculative_index: Some(ix),
+            },
+            &req,
+            &res,
+        );
+        let p = &res.profiles[0];
+        (res.primary_target().unwrap().0, p.raw_score(0, 0).unwrap())
+    }
+
+    #[test]
+    fn speculative_entries_route_a_burst_together_until_ttl() {
+        let mut sched = load_yaml(CFG).unwrap().scheduler;
+        let mut ix = KvIndex::new(IndexConfig::default());
+        // cold: round-robin over the all-zero tie starts at pod 0
+        assert_eq!(route(&mut sched, &mut ix, 1, 0), (0, 0.0));
+        // no KV event yet, but the speculative entry already attracts the burst
+        assert_eq!(route(&mut sched, &mut ix, 2, 1_000_000), (0, 1.0));
+        assert_eq!(route(&mut sched, &mut ix, 3, 1_500_000_000), (0, 1.0));
+        // request 3 refreshed the expiry to 3.5 s; after it pod 0 looks cold again
+        assert_eq!(route(&mut sched, &mut ix, 4, 4_000_000_000).1, 0.0);
+    }
+}
