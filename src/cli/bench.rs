@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::cluster::router::Router;
-use crate::cluster::Simulation;
+use crate::cluster::{Routing, Simulation};
 use crate::engine::rng::RngStreams;
 use crate::engine::time::SimDuration;
 use crate::scenario::resolve::{resolve_text, Overrides};
@@ -56,14 +56,23 @@ pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         TraceRequest {
             id: i,
             arrival_ns: i * gap_ns,
-            prompt: Prompt::HashIds { ids, tokens_per_id: 256, n_tokens: 1024 },
+            prompt: Prompt::HashIds {
+                ids,
+                tokens_per_id: 256,
+                n_tokens: 1024,
+            },
             output_len: 64,
             session_id: None,
             cache_salt: None,
             output_token_ids: None,
         }
     });
-    let sim = Simulation::new(pods, Router::RoundRobin { next: 0 }, workload, SimDuration::ZERO);
+    let sim = Simulation::new(
+        pods,
+        Routing::Simple(Router::RoundRobin { next: 0 }),
+        workload,
+        SimDuration::ZERO,
+    );
     let t0 = Instant::now();
     let res = sim.run(&mut ());
     let wall = t0.elapsed().as_secs_f64();

@@ -35,8 +35,10 @@ pub(crate) struct VllmArgs {
 
 pub(crate) fn run(cmd: &ConformanceCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     let ConformanceCommand::Vllm(a) = cmd;
-    let text = std::fs::read_to_string(&a.case).with_context(|| format!("reading {}", a.case.display()))?;
-    let w: Workload = serde_json::from_str(&text).with_context(|| format!("{}: invalid workload", a.case.display()))?;
+    let text = std::fs::read_to_string(&a.case)
+        .with_context(|| format!("reading {}", a.case.display()))?;
+    let w: Workload = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid workload", a.case.display()))?;
     let opts = RunOptions {
         async_scheduling: a.async_scheduling,
         version: a.vllm_version,
@@ -47,7 +49,8 @@ pub(crate) fn run(cmd: &ConformanceCommand, out: &mut dyn Write) -> anyhow::Resu
         crate::report::write::json(out, &res)?;
     } else {
         let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
+            std::fs::File::create(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?,
         );
         crate::report::write::json(&mut f, &res)?;
         f.flush()?;

@@ -31,8 +31,7 @@ enum Command {
     /// Print vLLM prefix-cache block hashes of a token sequence.
     Hash(hash_cmd::HashArgs),
     /// Inspect, generate and convert workload traces.
-    #[command(subcommand)]
-    Trace(trace_cmd::TraceCommand),
+    Trace(trace_cmd::TraceArgs),
     /// Prefix hit rate of one LRU cache at every capacity (Mattson curve).
     Curve(curve_cmd::CurveArgs),
     /// Measure simulator speed on a synthetic single-pod workload.
@@ -65,6 +64,7 @@ pub fn run() -> ExitCode {
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

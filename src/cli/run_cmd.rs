@@ -10,10 +10,13 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cluster::{Progress, RunOutput, Simulation};
+use crate::cluster::epp_router::EppRouter;
+use crate::cluster::kv_lag::EventPipeline;
 use crate::cluster::router::Router;
+use crate::cluster::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
 use crate::engine::time::{SimDuration, SimTime};
+use crate::kv::hasher::BlockHasher;
 use crate::metrics::summary::{summarize, RequestRecord, Summary};
 use crate::report::{table, write};
 use crate::scenario::resolve::{self, Overrides, Resolved};
@@ -48,9 +51,15 @@ pub(crate) struct Finished {
 }
 
 pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let overrides = Overrides { seed: a.seed, trace: a.trace.clone() };
+    let overrides = Overrides {
+        seed: a.seed,
+        trace: a.trace.clone(),
+    };
     let resolved = resolve::load(&a.scenario, &overrides)?;
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("out").join(&resolved.name));
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("out").join(&resolved.name));
     let done = simulate(resolved, !a.quiet)?;
     write_outputs(&dir, &done)?;
     if !a.quiet {
@@ -83,17 +92,60 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         }
     });
     let pods = resolved.build_pods(&rng);
-    let router = match resolved.router {
-        RouterSpec::RoundRobin => Router::RoundRobin { next: 0 },
-        RouterSpec::Random => Router::Random { rng: rng.stream("router") },
+    let routing = match &resolved.router {
+        RouterSpec::RoundRobin => Routing::Simple(Router::RoundRobin { next: 0 }),
+        RouterSpec::Random => Routing::Simple(Router::Random {
+            rng: rng.stream("router"),
+        }),
+        RouterSpec::Epp(spec) => {
+            let loaded = resolve::load_epp_config(spec, &resolved.base_dir)
+                .map_err(|(f, m)| anyhow::anyhow!("{f}: {m}"))?;
+            let model = spec
+                .model_name
+                .clone()
+                .unwrap_or_else(|| resolved.pod_groups[0].model.clone());
+            let hasher: BlockHasher = pods[0].scheduler().hasher().clone();
+            let router = EppRouter::new(
+                loaded,
+                &pods,
+                model,
+                hasher,
+                rng.stream("epp.picker"),
+                spec.decision_log,
+            );
+            if show_progress {
+                for w in router.warnings() {
+                    eprintln!("warning: router: {w}");
+                }
+            }
+            let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+            Routing::Epp {
+                router: Box::new(router),
+                pipeline: EventPipeline::new(spec.kv_events.clone().unwrap_or_default(), &names),
+                refresh: SimDuration::from_us_f64_ceil(
+                    spec.metrics_refresh_ms.unwrap_or(50.0) * 1e3,
+                ),
+            }
+        }
     };
-    let sim = Simulation::new(pods, router, workload, SimDuration::from_us(resolved.routing_latency_us))
-        .with_horizon(resolved.horizon_s.map(|h| SimTime(SimDuration::from_secs_f64_ceil(h).as_ns())));
+    let sim = Simulation::new(
+        pods,
+        routing,
+        workload,
+        SimDuration::from_us(resolved.routing_latency_us),
+    )
+    .with_horizon(
+        resolved
+            .horizon_s
+            .map(|h| SimTime(SimDuration::from_secs_f64_ceil(h).as_ns())),
+    );
     let bar = if show_progress {
         let b = ProgressBar::new_spinner();
         b.set_style(
-            ProgressStyle::with_template("{spinner} {pos} requests done [{elapsed_precise}, {per_sec}]")
-                .expect("static template"),
+            ProgressStyle::with_template(
+                "{spinner} {pos} requests done [{elapsed_precise}, {per_sec}]",
+            )
+            .expect("static template"),
         );
         b
     } else {
@@ -103,15 +155,23 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
     let run = sim.run(&mut progress);
     bar.finish_and_clear();
     if let Some(e) = first_error.borrow_mut().take() {
-        return Err(e).with_context(|| format!("reading the workload of scenario {}", resolved.name));
+        return Err(e)
+            .with_context(|| format!("reading the workload of scenario {}", resolved.name));
     }
     let (summary, records) = summarize(&run);
-    Ok(Finished { resolved, summary, records, run })
+    Ok(Finished {
+        resolved,
+        summary,
+        records,
+        run,
+    })
 }
 
 fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     let p = dir.join(name);
-    Ok(BufWriter::new(File::create(&p).with_context(|| format!("creating {}", p.display()))?))
+    Ok(BufWriter::new(
+        File::create(&p).with_context(|| format!("creating {}", p.display()))?,
+    ))
 }
 
 /// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv` and `config.json`.
@@ -129,6 +189,11 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     let mut w = create(dir, "timeseries.csv")?;
     write::timeseries_csv(&mut w, &f.run.pods)?;
     w.flush()?;
+    if !f.run.decision_log.is_empty() {
+        let mut w = create(dir, "routing.csv")?;
+        write::routing_csv(&mut w, &f.run.decision_log)?;
+        w.flush()?;
+    }
     let mut w = create(dir, "config.json")?;
     write::json(&mut w, &f.resolved)?;
     w.flush()?;

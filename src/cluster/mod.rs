@@ -6,15 +6,35 @@
 //! its follow-ups. Requests stream in from the workload one at a time (only
 //! the next arrival is ever queued), so memory does not grow with trace size.
 
+pub mod epp_router;
+pub mod kv_lag;
 pub mod router;
 
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};
+use crate::kv::events::KvEvent as PodKvEvent;
 use crate::pod::engine::Pod;
 use crate::pod::request::{OutputTokens, PodRequest};
 use crate::pod::scheduler::Finished;
 use crate::trace::request::TraceRequest;
+use epp_router::{DecisionRow, EppRouter};
+use kv_lag::EventPipeline;
 use router::Router;
+
+/// How requests are routed.
+pub enum Routing {
+    /// A simple router (round-robin, random).
+    Simple(Router),
+    /// The EPP, with its KV-event pipeline and metrics refresh interval.
+    Epp {
+        /// The router.
+        router: Box<EppRouter>,
+        /// KV event lag.
+        pipeline: EventPipeline,
+        /// `refresh_metrics_interval`.
+        refresh: SimDuration,
+    },
+}
 
 /// A closed set of events.
 #[derive(Debug)]
@@ -25,6 +45,13 @@ enum Event {
     Dispatch { pod: u32, req: Box<PodRequest> },
     /// A pod's in-flight step ends.
     StepEnd { pod: u32 },
+    /// A batch of a pod's KV events is applied to the router's index.
+    IndexUpdate {
+        pod: u32,
+        events: Vec<crate::index::KvEvent>,
+    },
+    /// The router scrapes pod metrics.
+    MetricsScrape,
 }
 
 /// Why a request did not complete.
@@ -32,6 +59,8 @@ enum Event {
 pub enum Rejection {
     /// Prompt + output exceed the pod's `max_model_len` (vLLM rejects it).
     TooLong,
+    /// The router found no endpoint for it.
+    NoEndpoint,
 }
 
 /// Everything a run produced.
@@ -47,6 +76,10 @@ pub struct RunOutput {
     pub end_time: SimTime,
     /// Events processed.
     pub n_events: u64,
+    /// EPP decisions and those made on a stale index view (with the decision log).
+    pub routing_decisions: (u64, u64),
+    /// The decision log (empty unless requested).
+    pub decision_log: Vec<DecisionRow>,
 }
 
 /// A completed request and where it ran.
@@ -82,8 +115,9 @@ impl Progress for () {
 /// A configured cluster ready to replay a workload.
 pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     pods: Vec<Pod>,
-    router: Router,
+    routing: Routing,
     workload: W,
+    arrival_pending: bool,
     queue: EventQueue<Event>,
     routing_latency: SimDuration,
     horizon: Option<SimTime>,
@@ -93,13 +127,31 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
 
 impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     /// A simulation of `pods` behind `router`, replaying `workload`.
-    pub fn new(pods: Vec<Pod>, router: Router, workload: W, routing_latency: SimDuration) -> Self {
-        let block_size_of = pods.iter().map(|p| p.scheduler().config().block_size).collect();
-        let max_model_len_of = pods.iter().map(|p| p.scheduler().config().max_model_len).collect();
+    pub fn new(
+        mut pods: Vec<Pod>,
+        routing: Routing,
+        workload: W,
+        routing_latency: SimDuration,
+    ) -> Self {
+        if let Routing::Epp { pipeline, .. } = &routing {
+            let immediate = pipeline.lag().publish == kv_lag::PublishPoint::Immediate;
+            for p in &mut pods {
+                p.set_publish_immediately(immediate);
+            }
+        }
+        let block_size_of = pods
+            .iter()
+            .map(|p| p.scheduler().config().block_size)
+            .collect();
+        let max_model_len_of = pods
+            .iter()
+            .map(|p| p.scheduler().config().max_model_len)
+            .collect();
         Simulation {
             pods,
-            router,
+            routing,
             workload,
+            arrival_pending: false,
             queue: EventQueue::new(),
             routing_latency,
             horizon: None,
@@ -115,10 +167,34 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     }
 
     fn push_next_arrival(&mut self) {
+        self.arrival_pending = false;
         if let Some(r) = self.workload.next() {
             let t = SimTime(r.arrival_ns).max(self.queue.now());
-            self.queue.push(t, EventClass::Arrival, Event::Arrival(Box::new(r)));
+            self.queue
+                .push(t, EventClass::Arrival, Event::Arrival(Box::new(r)));
+            self.arrival_pending = true;
         }
+    }
+
+    /// Sends the KV events `pod` published to the router's index, late.
+    fn publish(&mut self, pod: u32, now: SimTime) {
+        let events = self.pods[pod as usize].take_published_events();
+        let Routing::Epp {
+            router, pipeline, ..
+        } = &mut self.routing
+        else {
+            return;
+        };
+        if events.is_empty() || !router.has_index() {
+            return;
+        }
+        let t = pipeline.delivery_ns(pod as usize, now.as_ns(), events.len());
+        let events = events.into_iter().map(to_index_event).collect();
+        self.queue.push(
+            SimTime(t),
+            EventClass::IndexUpdate,
+            Event::IndexUpdate { pod, events },
+        );
     }
 
     /// Runs to completion (or the horizon).
@@ -127,6 +203,13 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
         let mut not_finished = Vec::new();
         let mut n_events = 0u64;
         self.push_next_arrival();
+        if matches!(self.routing, Routing::Epp { .. }) {
+            self.queue.push(
+                SimTime::ZERO,
+                EventClass::MetricsScrape,
+                Event::MetricsScrape,
+            );
+        }
         while let Some((key, ev)) = self.queue.pop() {
             if self.horizon.is_some_and(|h| key.time > h) {
                 break;
@@ -136,30 +219,102 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             match ev {
                 Event::Arrival(tr) => {
                     self.push_next_arrival();
-                    let pod = self.router.pick(self.pods.len()) as u32;
+                    let pod = match &mut self.routing {
+                        Routing::Simple(r) => r.pick(self.pods.len()) as u32,
+                        Routing::Epp { router, .. } => {
+                            match router.route(&tr, &self.pods, now.as_ns()) {
+                                Some(p) => p,
+                                None => {
+                                    not_finished.push(IncompleteRequest {
+                                        id: tr.id,
+                                        pod: None,
+                                        rejection: Some(Rejection::NoEndpoint),
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let p = pod as usize;
                     let total = tr.prompt.n_tokens() as u64 + tr.output_len as u64;
-                    if total > self.max_model_len_of[p] as u64 || tr.prompt.n_tokens() == 0 || tr.output_len == 0 {
-                        not_finished.push(IncompleteRequest { id: tr.id, pod: Some(pod), rejection: Some(Rejection::TooLong) });
+                    if total > self.max_model_len_of[p] as u64
+                        || tr.prompt.n_tokens() == 0
+                        || tr.output_len == 0
+                    {
+                        not_finished.push(IncompleteRequest {
+                            id: tr.id,
+                            pod: Some(pod),
+                            rejection: Some(Rejection::TooLong),
+                        });
                         continue;
                     }
                     let mut req = self.build_request(*tr, p);
                     req.times.arrival_ns = now.as_ns();
-                    let delay = self.routing_latency + self.pods[p].admission_overhead(req.prompt_len);
-                    self.queue.push(now.add(delay), EventClass::Dispatch, Event::Dispatch { pod, req: Box::new(req) });
+                    let lookup = match &self.routing {
+                        Routing::Epp {
+                            pipeline, router, ..
+                        } if router.has_index() => {
+                            SimDuration::from_us_f64_ceil(pipeline.lag().redis_lookup_rtt_us)
+                        }
+                        _ => SimDuration::ZERO,
+                    };
+                    let delay = self.routing_latency
+                        + lookup
+                        + self.pods[p].admission_overhead(req.prompt_len);
+                    self.queue.push(
+                        now.add(delay),
+                        EventClass::Dispatch,
+                        Event::Dispatch {
+                            pod,
+                            req: Box::new(req),
+                        },
+                    );
                 }
                 Event::Dispatch { pod, req } => {
                     if let Some(end) = self.pods[pod as usize].add_request(*req, now) {
-                        self.queue.push(end, EventClass::StepEnd, Event::StepEnd { pod });
+                        self.queue
+                            .push(end, EventClass::StepEnd, Event::StepEnd { pod });
+                    }
+                    self.publish(pod, now);
+                }
+                Event::IndexUpdate { pod, events } => {
+                    if let Routing::Epp { router, .. } = &mut self.routing {
+                        router.apply_events(pod, &events);
+                    }
+                }
+                Event::MetricsScrape => {
+                    if let Routing::Epp {
+                        router, refresh, ..
+                    } = &mut self.routing
+                    {
+                        router.scrape(&self.pods, now.as_ns());
+                        let busy = self.pods.iter().any(|p| !p.is_idle());
+                        if self.arrival_pending || busy {
+                            let next = now.add(*refresh);
+                            self.queue
+                                .push(next, EventClass::MetricsScrape, Event::MetricsScrape);
+                        }
                     }
                 }
                 Event::StepEnd { pod } => {
                     let out = self.pods[pod as usize].on_step_end(now);
                     if let Some(end) = out.next_step_end {
-                        self.queue.push(end, EventClass::StepEnd, Event::StepEnd { pod });
+                        self.queue
+                            .push(end, EventClass::StepEnd, Event::StepEnd { pod });
+                    }
+                    self.publish(pod, now);
+                    if let Routing::Epp { router, .. } = &mut self.routing {
+                        for f in &out.finished {
+                            let tokens = f.req.prompt_len as u64 + f.req.max_tokens as u64;
+                            router.complete(pod, f.req.id, tokens, now.as_ns());
+                        }
                     }
                     let before = finished.len() as u64;
-                    finished.extend(out.finished.into_iter().map(|Finished { req, .. }| CompletedRequest { pod, req }));
+                    finished.extend(
+                        out.finished
+                            .into_iter()
+                            .map(|Finished { req, .. }| CompletedRequest { pod, req }),
+                    );
                     if finished.len() as u64 / 1024 != before / 1024 {
                         progress.on_progress(finished.len() as u64);
                     }
@@ -170,21 +325,49 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
         // Whatever is still queued or running did not finish.
         for (p, pod) in self.pods.iter().enumerate() {
             for id in pod.scheduler().unfinished_ids() {
-                not_finished.push(IncompleteRequest { id, pod: Some(p as u32), rejection: None });
+                not_finished.push(IncompleteRequest {
+                    id,
+                    pod: Some(p as u32),
+                    rejection: None,
+                });
             }
         }
         while let Some((_, ev)) = self.queue.pop() {
             match ev {
-                Event::Arrival(tr) => not_finished.push(IncompleteRequest { id: tr.id, pod: None, rejection: None }),
-                Event::Dispatch { pod, req } => not_finished.push(IncompleteRequest { id: req.id, pod: Some(pod), rejection: None }),
-                Event::StepEnd { .. } => {}
+                Event::Arrival(tr) => not_finished.push(IncompleteRequest {
+                    id: tr.id,
+                    pod: None,
+                    rejection: None,
+                }),
+                Event::Dispatch { pod, req } => not_finished.push(IncompleteRequest {
+                    id: req.id,
+                    pod: Some(pod),
+                    rejection: None,
+                }),
+                Event::StepEnd { .. } | Event::IndexUpdate { .. } | Event::MetricsScrape => {}
             }
         }
         for r in self.workload.by_ref() {
-            not_finished.push(IncompleteRequest { id: r.id, pod: None, rejection: None });
+            not_finished.push(IncompleteRequest {
+                id: r.id,
+                pod: None,
+                rejection: None,
+            });
         }
         not_finished.sort_by_key(|r| r.id);
-        RunOutput { end_time: self.queue.now(), finished, not_finished, pods: self.pods, n_events }
+        let (routing_decisions, decision_log) = match &mut self.routing {
+            Routing::Epp { router, .. } => (router.decision_counts(), router.take_log()),
+            Routing::Simple(_) => ((0, 0), Vec::new()),
+        };
+        RunOutput {
+            end_time: self.queue.now(),
+            finished,
+            not_finished,
+            pods: self.pods,
+            n_events,
+            routing_decisions,
+            decision_log,
+        }
     }
 
     fn build_request(&self, tr: TraceRequest, pod: usize) -> PodRequest {
@@ -204,5 +387,26 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             sched.hasher(),
             self.block_size_of[pod],
         )
+    }
+}
+
+/// A pod's event as the index's ingestion sees it (GPU tier, no tokens).
+fn to_index_event(e: PodKvEvent) -> crate::index::KvEvent {
+    match e {
+        PodKvEvent::BlockStored {
+            block_hashes,
+            parent_block_hash,
+            ..
+        } => crate::index::KvEvent::BlockStored {
+            block_hashes,
+            parent: parent_block_hash,
+            tokens: None,
+            medium: None,
+        },
+        PodKvEvent::BlockRemoved { block_hashes } => crate::index::KvEvent::BlockRemoved {
+            block_hashes,
+            medium: None,
+        },
+        PodKvEvent::AllBlocksCleared => crate::index::KvEvent::AllBlocksCleared,
     }
 }

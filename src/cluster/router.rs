@@ -44,8 +44,12 @@ mod tests {
         let mut rr = Router::RoundRobin { next: 0 };
         let picks: Vec<_> = (0..5).map(|_| rr.pick(3)).collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1]);
-        let mut a = Router::Random { rng: RngStreams::new(1).stream("router") };
-        let mut b = Router::Random { rng: RngStreams::new(1).stream("router") };
+        let mut a = Router::Random {
+            rng: RngStreams::new(1).stream("router"),
+        };
+        let mut b = Router::Random {
+            rng: RngStreams::new(1).stream("router"),
+        };
         let pa: Vec<_> = (0..20).map(|_| a.pick(4)).collect();
         let pb: Vec<_> = (0..20).map(|_| b.pick(4)).collect();
         assert_eq!(pa, pb);

@@ -198,7 +198,10 @@ pub enum ConformanceError {
 }
 
 fn bad(field: &'static str, problem: impl Into<String>) -> ConformanceError {
-    ConformanceError::BadField { field, problem: problem.into() }
+    ConformanceError::BadField {
+        field,
+        problem: problem.into(),
+    }
 }
 
 /// Runs `w` and returns the output document.
@@ -207,18 +210,41 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
         return Err(bad("block_size", "must be at least 1"));
     }
     if w.num_gpu_blocks < 2 {
-        return Err(bad("num_gpu_blocks", format!("{} leaves no usable block (block 0 is the null block)", w.num_gpu_blocks)));
+        return Err(bad(
+            "num_gpu_blocks",
+            format!(
+                "{} leaves no usable block (block 0 is the null block)",
+                w.num_gpu_blocks
+            ),
+        ));
     }
-    let algo: HashAlgo = w.hash_algo.parse().map_err(|e| bad("hash_algo", format!("{e}")))?;
-    let seed = opts.python_hash_seed.clone().or_else(|| w.python_hash_seed.clone());
-    let vh = VllmBlockHasher::new(algo, opts.version, seed.as_deref()).map_err(|e| bad("hash_algo", format!("{e}")))?;
+    let algo: HashAlgo = w
+        .hash_algo
+        .parse()
+        .map_err(|e| bad("hash_algo", format!("{e}")))?;
+    let seed = opts
+        .python_hash_seed
+        .clone()
+        .or_else(|| w.python_hash_seed.clone());
+    let vh = VllmBlockHasher::new(algo, opts.version, seed.as_deref())
+        .map_err(|e| bad("hash_algo", format!("{e}")))?;
     let hasher = BlockHasher::Vllm(Box::new(vh));
     let policy = match w.policy.as_deref().unwrap_or("fcfs") {
         "fcfs" => Policy::Fcfs,
         "priority" => Policy::Priority,
-        other => return Err(bad("policy", format!("unknown policy \"{other}\" (valid: fcfs, priority)"))),
+        other => {
+            return Err(bad(
+                "policy",
+                format!("unknown policy \"{other}\" (valid: fcfs, priority)"),
+            ))
+        }
     };
-    let longest = w.requests.iter().map(|r| r.prompt_token_ids.len() as u32 + r.max_tokens + 1).max().unwrap_or(0);
+    let longest = w
+        .requests
+        .iter()
+        .map(|r| r.prompt_token_ids.len() as u32 + r.max_tokens + 1)
+        .max()
+        .unwrap_or(0);
     let cfg = SchedulerConfig {
         block_size: w.block_size,
         num_gpu_blocks: w.num_gpu_blocks,
@@ -237,10 +263,16 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
     };
     for (i, r) in w.requests.iter().enumerate() {
         if r.prompt_token_ids.is_empty() {
-            return Err(bad("prompt_token_ids", format!("request {} (#{i}) has an empty prompt", r.id)));
+            return Err(bad(
+                "prompt_token_ids",
+                format!("request {} (#{i}) has an empty prompt", r.id),
+            ));
         }
         if r.max_tokens == 0 {
-            return Err(bad("max_tokens", format!("request {} (#{i}) has max_tokens 0", r.id)));
+            return Err(bad(
+                "max_tokens",
+                format!("request {} (#{i}) has max_tokens 0", r.id),
+            ));
         }
     }
     let mut sched = Scheduler::new(cfg, hasher);
@@ -251,7 +283,9 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
     let mut in_flight: std::collections::VecDeque<(u64, StepPlan)> = Default::default();
     let mut step: u64 = 0;
     loop {
-        while next_arrival < arrivals.len() && w.requests[arrivals[next_arrival]].arrival_step <= step {
+        while next_arrival < arrivals.len()
+            && w.requests[arrivals[next_arrival]].arrival_step <= step
+        {
             let i = arrivals[next_arrival];
             let r = &w.requests[i];
             let pr = PodRequest::new(
@@ -330,29 +364,60 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn step(&mut self, w: &Workload, step: u64, plan: Option<&StepPlan>, outcome: Option<&StepOutcome>, sched: &Scheduler) {
-        let name = |slot_to_req: &BTreeMap<ReqSlot, usize>, s: ReqSlot| w.requests[slot_to_req[&s]].id.clone();
-        let mut out = StepOut { step, num_free_blocks: sched.pool().n_free(), ..Default::default() };
+    fn step(
+        &mut self,
+        w: &Workload,
+        step: u64,
+        plan: Option<&StepPlan>,
+        outcome: Option<&StepOutcome>,
+        sched: &Scheduler,
+    ) {
+        let name = |slot_to_req: &BTreeMap<ReqSlot, usize>, s: ReqSlot| {
+            w.requests[slot_to_req[&s]].id.clone()
+        };
+        let mut out = StepOut {
+            step,
+            num_free_blocks: sched.pool().n_free(),
+            ..Default::default()
+        };
         if let Some(plan) = plan {
-            out.scheduled = Some(plan.scheduled.iter().map(|&(s, n)| (name(&self.slot_to_req, s), n)).collect());
+            out.scheduled = Some(
+                plan.scheduled
+                    .iter()
+                    .map(|&(s, n)| (name(&self.slot_to_req, s), n))
+                    .collect(),
+            );
             // vLLM reports preempted ids as a set; the oracle lists them sorted.
-            out.preempted = plan.preempted.iter().map(|&s| name(&self.slot_to_req, s)).collect();
+            out.preempted = plan
+                .preempted
+                .iter()
+                .map(|&s| name(&self.slot_to_req, s))
+                .collect();
             out.preempted.sort();
             for l in plan.lookups.iter().filter(|l| l.admitted) {
-                let r = self.reqs.get_mut(&name(&self.slot_to_req, l.slot)).expect("known");
+                let r = self
+                    .reqs
+                    .get_mut(&name(&self.slot_to_req, l.slot))
+                    .expect("known");
                 if r.first_scheduled_step.is_none() {
                     r.prefix_hit_tokens = l.hit_tokens;
                 }
             }
             for &(s, n) in &plan.scheduled {
-                let r = self.reqs.get_mut(&name(&self.slot_to_req, s)).expect("known");
+                let r = self
+                    .reqs
+                    .get_mut(&name(&self.slot_to_req, s))
+                    .expect("known");
                 if r.first_scheduled_step.is_none() {
                     r.first_scheduled_step = Some(step);
                 }
                 r.num_scheduled_tokens_total += n as u64;
             }
             for &s in &plan.preempted {
-                self.reqs.get_mut(&name(&self.slot_to_req, s)).expect("known").num_preemptions += 1;
+                self.reqs
+                    .get_mut(&name(&self.slot_to_req, s))
+                    .expect("known")
+                    .num_preemptions += 1;
             }
         }
         let plan_events = plan.map(|p| p.events.as_slice()).unwrap_or_default();
@@ -370,11 +435,17 @@ impl Recorder {
                 }
                 _ => {}
             }
-            out.kv_events.push(EventOut { kind: e.type_name().to_string(), block_hashes: hashes });
+            out.kv_events.push(EventOut {
+                kind: e.type_name().to_string(),
+                block_hashes: hashes,
+            });
         }
         if let Some(o) = outcome {
             for &s in &o.first_token {
-                self.reqs.get_mut(&name(&self.slot_to_req, s)).expect("known").first_token_step = Some(step);
+                self.reqs
+                    .get_mut(&name(&self.slot_to_req, s))
+                    .expect("known")
+                    .first_token_step = Some(step);
             }
             for f in &o.finished {
                 let id = name(&self.slot_to_req, f.slot);

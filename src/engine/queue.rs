@@ -74,7 +74,11 @@ impl<T> Ord for Slot<T> {
 
 impl<T> Default for EventQueue<T> {
     fn default() -> Self {
-        EventQueue { heap: BinaryHeap::new(), seq: 0, now: SimTime::ZERO }
+        EventQueue {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            now: SimTime::ZERO,
+        }
     }
 }
 
@@ -91,8 +95,16 @@ impl<T> EventQueue<T> {
 
     /// Schedules `payload` at `time`. Scheduling in the past is a bug.
     pub fn push(&mut self, time: SimTime, class: EventClass, payload: T) {
-        assert!(time >= self.now, "event scheduled at {time} before now {}", self.now);
-        let key = Key { time, class, seq: self.seq };
+        assert!(
+            time >= self.now,
+            "event scheduled at {time} before now {}",
+            self.now
+        );
+        let key = Key {
+            time,
+            class,
+            seq: self.seq,
+        };
         self.seq += 1;
         self.heap.push(Reverse((key, Slot(payload))));
     }

@@ -131,7 +131,10 @@ mod tests {
         assert_eq!(SimDuration::from_us_f64_ceil(2.0).as_ns(), 2_000);
         assert_eq!(SimDuration::from_secs_f64_ceil(-1.0).as_ns(), 0);
         assert_eq!(SimDuration::from_secs_f64_ceil(f64::NAN).as_ns(), 0);
-        assert_eq!(SimDuration::from_secs_f64_ceil(f64::INFINITY).as_ns(), u64::MAX);
+        assert_eq!(
+            SimDuration::from_secs_f64_ceil(f64::INFINITY).as_ns(),
+            u64::MAX
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ mod tests {
         assert_ne!(a, fast_chain(FAST_ROOT, &[1, 2, 4]));
         assert_ne!(a, fast_chain(a, &[1, 2, 3]));
         let long: Vec<u32> = (0..100).collect();
-        assert_ne!(fast_chain(FAST_ROOT, &long), fast_chain(FAST_ROOT, &long[..99]));
+        assert_ne!(
+            fast_chain(FAST_ROOT, &long),
+            fast_chain(FAST_ROOT, &long[..99])
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ impl BlockPool {
         emit_events: bool,
         version: VllmVersion,
     ) -> BlockPool {
-        assert!(n_blocks >= 2, "a pool needs the null block and at least one usable block");
+        assert!(
+            n_blocks >= 2,
+            "a pool needs the null block and at least one usable block"
+        );
         let mut free = FreeQueue::new(n_blocks);
         let null = free.pop_front();
         debug_assert_eq!(null, Some(0));
@@ -96,7 +99,11 @@ impl BlockPool {
     /// Pops `n` blocks from the head of the free queue, evicting cached ones
     /// (one `BlockRemoved` each), and gives each a ref count of 1.
     pub fn get_new_blocks(&mut self, n: u32, out: &mut Vec<u32>) {
-        assert!(n <= self.n_free(), "asked for {n} blocks with {} free", self.n_free());
+        assert!(
+            n <= self.n_free(),
+            "asked for {n} blocks with {} free",
+            self.n_free()
+        );
         for _ in 0..n {
             let b = self.free.pop_front().expect("free count checked above");
             if self.enable_caching {
@@ -123,7 +130,9 @@ impl BlockPool {
                 }
                 self.n_blocks_removed += 1;
                 if self.emit_events {
-                    self.events.push(KvEvent::BlockRemoved { block_hashes: vec![h] });
+                    self.events.push(KvEvent::BlockRemoved {
+                        block_hashes: vec![h],
+                    });
                 }
             }
         }
@@ -233,7 +242,10 @@ impl BlockPool {
         for b in 1..self.n_blocks {
             let in_q = self.free.contains(b);
             if in_q != (self.ref_cnt[b as usize] == 0) {
-                return Err(format!("block {b}: in free queue = {in_q}, ref count = {}", self.ref_cnt[b as usize]));
+                return Err(format!(
+                    "block {b}: in free queue = {in_q}, ref count = {}",
+                    self.ref_cnt[b as usize]
+                ));
             }
         }
         for (h, ids) in &self.cached {

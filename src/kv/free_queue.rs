@@ -22,7 +22,9 @@ impl FreeQueue {
     /// A queue holding every block `0..n_blocks` in id order.
     pub fn new(n_blocks: u32) -> FreeQueue {
         let n = n_blocks as usize;
-        let prev = (0..n_blocks).map(|i| if i == 0 { NIL } else { i - 1 }).collect();
+        let prev = (0..n_blocks)
+            .map(|i| if i == 0 { NIL } else { i - 1 })
+            .collect();
         let next = (0..n_blocks)
             .map(|i| if i + 1 == n_blocks { NIL } else { i + 1 })
             .collect();

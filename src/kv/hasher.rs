@@ -69,7 +69,12 @@ impl BlockHasher {
     ) {
         let n_full = prompt.n_tokens() / block_size;
         match (self, prompt) {
-            (BlockHasher::Fast, Prompt::HashIds { ids, tokens_per_id, .. }) => {
+            (
+                BlockHasher::Fast,
+                Prompt::HashIds {
+                    ids, tokens_per_id, ..
+                },
+            ) => {
                 let root = fast_root(cache_salt);
                 for j in 0..n_full {
                     let end = (j + 1) * block_size;
@@ -96,7 +101,9 @@ impl BlockHasher {
 pub fn prompt_token_at(prompt: &Prompt, pos: u32) -> u32 {
     match prompt {
         Prompt::Tokens(t) => t[pos as usize],
-        Prompt::HashIds { ids, tokens_per_id, .. } => {
+        Prompt::HashIds {
+            ids, tokens_per_id, ..
+        } => {
             let id = ids[(pos / tokens_per_id) as usize];
             synth_token(id, pos)
         }

@@ -93,9 +93,16 @@ mod tests {
         for v in 1..=10_000u64 {
             h.record(v * 1000);
         }
-        for (p, exact) in [(50.0, 5_000_000.0), (90.0, 9_000_000.0), (99.0, 9_900_000.0)] {
+        for (p, exact) in [
+            (50.0, 5_000_000.0),
+            (90.0, 9_000_000.0),
+            (99.0, 9_900_000.0),
+        ] {
             let got = h.percentile_ns(p).unwrap();
-            assert!((got - exact).abs() / exact <= 0.0101, "p{p}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact <= 0.0101,
+                "p{p}: {got} vs {exact}"
+            );
         }
         assert_eq!(h.percentile_ns(100.0).unwrap(), 10_000_000.0);
         assert_eq!(h.count(), 10_000);

@@ -161,6 +161,11 @@ pub struct Summary {
     pub throughput: Throughput,
     /// max / mean requests per pod.
     pub imbalance: f64,
+    /// EPP decisions; `stale_decisions` counts those where the index's view of
+    /// some candidate's cached prefix differed from the pod's cache (needs `decision_log`).
+    pub routing_decisions: u64,
+    /// See `routing_decisions`.
+    pub stale_decisions: u64,
     /// Per pool (role).
     pub pools: Vec<PodSummary>,
     /// Per pod.
@@ -170,12 +175,22 @@ pub struct Summary {
 /// Computes the summary and the per-request records of a run.
 pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
     let names: Vec<&str> = run.pods.iter().map(|p| p.name.as_str()).collect();
-    let mut records: Vec<RequestRecord> =
-        run.finished.iter().map(|c| RequestRecord::of(c, names[c.pod as usize])).collect();
+    let mut records: Vec<RequestRecord> = run
+        .finished
+        .iter()
+        .map(|c| RequestRecord::of(c, names[c.pod as usize]))
+        .collect();
     records.sort_by_key(|r| r.id);
-    let first_arrival = records.iter().map(|r| r.arrival_ms).fold(f64::INFINITY, f64::min);
+    let first_arrival = records
+        .iter()
+        .map(|r| r.arrival_ms)
+        .fold(f64::INFINITY, f64::min);
     let last_finish = records.iter().map(|r| r.finish_ms).fold(0.0, f64::max);
-    let span_s = if records.is_empty() { 0.0 } else { (last_finish - first_arrival) / 1e3 };
+    let span_s = if records.is_empty() {
+        0.0
+    } else {
+        (last_finish - first_arrival) / 1e3
+    };
     let per_s = |x: f64| if span_s > 0.0 { x / span_s } else { 0.0 };
     let n_out: u64 = records.iter().map(|r| r.output_tokens as u64).sum();
     let n_in: u64 = records.iter().map(|r| r.prompt_tokens as u64).sum();
@@ -225,7 +240,11 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
                 preemptions: p.scheduler().n_preemptions(),
                 steps: c.n_steps,
                 busy_fraction: c.busy_ns as f64 / run_ns,
-                kv_usage_mean: if kv.is_empty() { 0.0 } else { kv.iter().sum::<f64>() / kv.len() as f64 },
+                kv_usage_mean: if kv.is_empty() {
+                    0.0
+                } else {
+                    kv.iter().sum::<f64>() / kv.len() as f64
+                },
                 max_waiting: c.samples.iter().map(|s| s.n_waiting).max().unwrap_or(0),
             }
         })
@@ -260,7 +279,11 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
     let per_pod: Vec<f64> = pods.iter().map(|p| p.requests as f64).collect();
     let mean = per_pod.iter().sum::<f64>() / per_pod.len().max(1) as f64;
     let max = per_pod.iter().copied().fold(0.0, f64::max);
-    let n_rejected = run.not_finished.iter().filter(|r| r.rejection.is_some()).count() as u64;
+    let n_rejected = run
+        .not_finished
+        .iter()
+        .filter(|r| r.rejection.is_some())
+        .count() as u64;
     let summary = Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         requests_total: run.finished.len() as u64 + run.not_finished.len() as u64,
@@ -279,6 +302,8 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
             total_tokens_per_s: per_s((n_in + n_out) as f64),
         },
         imbalance: if mean > 0.0 { max / mean } else { 0.0 },
+        routing_decisions: run.routing_decisions.0,
+        stale_decisions: run.routing_decisions.1,
         pools,
         pods,
     };

@@ -79,8 +79,6 @@ pub struct PodCounters {
 pub struct StepEndOutput {
     /// Requests that finished, with their final state and times.
     pub finished: Vec<Finished>,
-    /// KV events the pod publishes for this step.
-    pub events: Vec<KvEvent>,
     /// When the next step in flight ends, if any.
     pub next_step_end: Option<SimTime>,
 }
@@ -101,6 +99,8 @@ pub struct Pod {
     counters: PodCounters,
     sample_interval_ns: u64,
     next_sample_ns: u64,
+    outbox: Vec<KvEvent>,
+    publish_immediately: bool,
 }
 
 impl Pod {
@@ -113,7 +113,11 @@ impl Pod {
         step_model: Box<dyn StepTimeModel>,
         sample_interval: SimDuration,
     ) -> Pod {
-        let max_in_flight = if sched.config().async_scheduling { 2 } else { 1 };
+        let max_in_flight = if sched.config().async_scheduling {
+            2
+        } else {
+            1
+        };
         Pod {
             idx,
             name,
@@ -125,7 +129,19 @@ impl Pod {
             counters: PodCounters::default(),
             sample_interval_ns: sample_interval.as_ns().max(1),
             next_sample_ns: 0,
+            outbox: Vec::new(),
+            publish_immediately: false,
         }
+    }
+
+    /// Publish KV events the moment the block pool changes, not once per step.
+    pub fn set_publish_immediately(&mut self, on: bool) {
+        self.publish_immediately = on;
+    }
+
+    /// KV events published since the last call, in order.
+    pub fn take_published_events(&mut self) -> Vec<KvEvent> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// The engine's scheduler (queues, cache, stats).
@@ -184,6 +200,7 @@ impl Pod {
                 }
             }
         }
+        self.outbox.extend(outcome.events);
         let mut finished = outcome.finished;
         for f in &mut finished {
             // The finishing token was appended after the request left the
@@ -199,11 +216,13 @@ impl Pod {
             f.req.times.last_token_ns = Some(tok_t);
         }
         self.counters.n_output_tokens += outcome.sampled.len() as u64;
+        if self.publish_immediately {
+            self.outbox.extend(self.sched.take_events_now());
+        }
         self.fill(now);
         self.maybe_sample(now);
         StepEndOutput {
             finished,
-            events: outcome.events,
             next_step_end: self.in_flight.front().map(|&(_, end)| end),
         }
     }
@@ -211,7 +230,11 @@ impl Pod {
     /// Plans steps until `max_in_flight` are queued or nothing is runnable.
     fn fill(&mut self, now: SimTime) {
         while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
-            let plan = self.sched.schedule();
+            let mut plan = self.sched.schedule();
+            self.outbox.append(&mut plan.events);
+            if self.publish_immediately {
+                self.outbox.extend(self.sched.take_events_now());
+            }
             if plan.total_tokens == 0 {
                 break;
             }

@@ -106,7 +106,13 @@ impl PodRequest {
         let prompt_len = prompt.n_tokens();
         let mut block_hashes = Vec::with_capacity((prompt_len / block_size) as usize + 1);
         let mut chain = ChainState::default();
-        hasher.prompt_keys(&prompt, block_size, cache_salt.as_deref(), &mut chain, &mut block_hashes);
+        hasher.prompt_keys(
+            &prompt,
+            block_size,
+            cache_salt.as_deref(),
+            &mut chain,
+            &mut block_hashes,
+        );
         PodRequest {
             id,
             prompt,
@@ -160,7 +166,9 @@ impl PodRequest {
         while (self.block_hashes.len() as u32) < n_full {
             let idx = self.block_hashes.len() as u32;
             let start = idx * block_size;
-            let toks: Vec<u32> = (start..start + block_size).map(|p| self.token_at(p)).collect();
+            let toks: Vec<u32> = (start..start + block_size)
+                .map(|p| self.token_at(p))
+                .collect();
             let k = hasher.next_key(&mut self.chain, idx, &toks, self.cache_salt.as_deref());
             self.block_hashes.push(k);
         }

@@ -202,12 +202,18 @@ impl Scheduler {
             Some(idx) => {
                 self.reqs[idx as usize] = Some(req);
                 self.gens[idx as usize] += 1;
-                ReqSlot { idx, gen: self.gens[idx as usize] }
+                ReqSlot {
+                    idx,
+                    gen: self.gens[idx as usize],
+                }
             }
             None => {
                 self.reqs.push(Some(req));
                 self.gens.push(0);
-                ReqSlot { idx: self.reqs.len() as u32 - 1, gen: 0 }
+                ReqSlot {
+                    idx: self.reqs.len() as u32 - 1,
+                    gen: 0,
+                }
             }
         };
         self.waiting.push_back(slot);
@@ -230,7 +236,9 @@ impl Scheduler {
     /// The request in `slot`, mutably (the timed pod stamps its times).
     pub fn req_mut(&mut self, slot: ReqSlot) -> &mut PodRequest {
         debug_assert_eq!(self.gens[slot.idx as usize], slot.gen);
-        self.reqs[slot.idx as usize].as_mut().expect("live request slot")
+        self.reqs[slot.idx as usize]
+            .as_mut()
+            .expect("live request slot")
     }
 
     /// Requests waiting (new and preempted).
@@ -250,7 +258,11 @@ impl Scheduler {
 
     /// Workload ids of unfinished requests (waiting first, then running).
     pub fn unfinished_ids(&self) -> Vec<u64> {
-        self.waiting.iter().chain(&self.running).map(|&s| self.req(s).id).collect()
+        self.waiting
+            .iter()
+            .chain(&self.running)
+            .map(|&s| self.req(s).id)
+            .collect()
     }
 
     /// vLLM's `has_requests()`: unfinished requests or unflushed finishes.
@@ -266,6 +278,12 @@ impl Scheduler {
     /// Preemptions so far.
     pub fn n_preemptions(&self) -> u64 {
         self.n_preemptions
+    }
+
+    /// Drains KV events queued in the block pool right now (for an idealised
+    /// zero-lag publisher; vLLM itself publishes once per step).
+    pub fn take_events_now(&mut self) -> Vec<KvEvent> {
+        self.pool.take_events()
     }
 
     /// Runs vLLM's `schedule()`.
@@ -354,7 +372,10 @@ impl Scheduler {
                     (0, false)
                 };
                 let num_tokens = self.req(slot).num_tokens();
-                if looked_up && self.cfg.version == VllmVersion::V0_11 && self.cfg.enable_prefix_caching {
+                if looked_up
+                    && self.cfg.version == VllmVersion::V0_11
+                    && self.cfg.enable_prefix_caching
+                {
                     // [0.11] every lookup counts, failed admissions included.
                     self.stats.requests += 1;
                     self.stats.queries += num_tokens as u64;
@@ -382,7 +403,12 @@ impl Scheduler {
                     !plan.scheduled.is_empty(),
                 );
                 if looked_up {
-                    plan.lookups.push(Lookup { slot, num_tokens, hit_tokens: n_hit, admitted: ok });
+                    plan.lookups.push(Lookup {
+                        slot,
+                        num_tokens,
+                        hit_tokens: n_hit,
+                        admitted: ok,
+                    });
                 }
                 self.scratch_blocks = hit_blocks;
                 if !ok {
@@ -444,7 +470,8 @@ impl Scheduler {
                 shape.n_prefill_chunks += 1;
                 shape.n_prefill_tokens += n as u64;
                 shape.sum_prefill_prior += prior as u64;
-                shape.sum_prefill_attn_pairs += n as f64 * prior as f64 + 0.5 * (n as f64) * (n as f64);
+                shape.sum_prefill_attn_pairs +=
+                    n as f64 * prior as f64 + 0.5 * (n as f64) * (n as f64);
                 if samples {
                     shape.n_chunks_finishing += 1;
                 }
@@ -554,7 +581,10 @@ impl Scheduler {
     fn blocks_to_allocate(&self, r: &PodRequest, num_tokens: u32, new_computed: &[u32]) -> u32 {
         let required = num_tokens.div_ceil(self.cfg.block_size);
         let new = required.saturating_sub(new_computed.len() as u32 + r.blocks.len() as u32);
-        let evictable = new_computed.iter().filter(|&&b| self.pool.ref_cnt(b) == 0).count() as u32;
+        let evictable = new_computed
+            .iter()
+            .filter(|&&b| self.pool.ref_cnt(b) == 0)
+            .count() as u32;
         new + evictable
     }
 
@@ -628,9 +658,14 @@ impl Scheduler {
         if n_cached >= n_full {
             return;
         }
-        let parent = if n_cached == 0 { None } else { Some(r.block_hashes[n_cached as usize - 1]) };
+        let parent = if n_cached == 0 {
+            None
+        } else {
+            Some(r.block_hashes[n_cached as usize - 1])
+        };
         let range = n_cached as usize..n_full as usize;
-        self.pool.cache_full_blocks(&r.blocks[range.clone()], &r.block_hashes[range], parent, bs);
+        self.pool
+            .cache_full_blocks(&r.blocks[range.clone()], &r.block_hashes[range], parent, bs);
         r.num_cached_blocks = n_full;
     }
 

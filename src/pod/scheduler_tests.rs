@@ -28,7 +28,17 @@ fn cfg(num_gpu_blocks: u32, budget: u32, version: VllmVersion) -> SchedulerConfi
 }
 
 fn req(s: &Scheduler, id: u64, tokens: Vec<u32>, max_tokens: u32) -> PodRequest {
-    PodRequest::new(id, Prompt::Tokens(tokens), None, OutputTokens::Constant(7), max_tokens, 0, id, s.hasher(), 16)
+    PodRequest::new(
+        id,
+        Prompt::Tokens(tokens),
+        None,
+        OutputTokens::Constant(7),
+        max_tokens,
+        0,
+        id,
+        s.hasher(),
+        16,
+    )
 }
 
 /// Runs sync steps until every request finished; returns the plans.
@@ -118,7 +128,11 @@ fn preemption_picks_the_newest_running_request_and_it_resumes_first() {
     while s.n_unfinished() > 0 {
         let p = s.schedule();
         preempted.extend(p.preempted.iter().map(|&x| s.req(x).id));
-        for l in p.lookups.iter().filter(|l| l.admitted && s.req(l.slot).num_preemptions > 0) {
+        for l in p
+            .lookups
+            .iter()
+            .filter(|l| l.admitted && s.req(l.slot).num_preemptions > 0)
+        {
             resumed.push((s.req(l.slot).id, l.hit_tokens));
         }
         s.update_from_output(&p);
@@ -163,8 +177,15 @@ struct Arrival {
 }
 
 fn arrival() -> impl Strategy<Value = Arrival> {
-    (0u32..40, 0u32..4, 0u32..80, 1u32..60, 1u32..30)
-        .prop_map(|(step, group, prefix, suffix, out)| Arrival { step, group, prefix, suffix, out })
+    (0u32..40, 0u32..4, 0u32..80, 1u32..60, 1u32..30).prop_map(
+        |(step, group, prefix, suffix, out)| Arrival {
+            step,
+            group,
+            prefix,
+            suffix,
+            out,
+        },
+    )
 }
 
 proptest! {

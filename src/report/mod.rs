@@ -2,5 +2,6 @@
 //! `timeseries.csv`, `config.json`, and the terminal summary table.
 //! The core does no IO: these take `impl Write` and the CLI opens files.
 
+pub mod font;
 pub mod table;
 pub mod write;

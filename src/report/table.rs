@@ -11,7 +11,11 @@ pub fn render(name: &str, s: &Summary) -> String {
     let _ = writeln!(
         o,
         "requests: {} completed, {} rejected, {} unfinished, of {}; span {:.1} s",
-        s.requests_completed, s.requests_rejected, s.requests_unfinished, s.requests_total, s.duration_s
+        s.requests_completed,
+        s.requests_rejected,
+        s.requests_unfinished,
+        s.requests_total,
+        s.duration_s
     );
     let _ = writeln!(
         o,
@@ -23,9 +27,15 @@ pub fn render(name: &str, s: &Summary) -> String {
     let _ = writeln!(
         o,
         "throughput: {:.2} req/s, {:.0} output tok/s, {:.0} total tok/s",
-        s.throughput.requests_per_s, s.throughput.output_tokens_per_s, s.throughput.total_tokens_per_s
+        s.throughput.requests_per_s,
+        s.throughput.output_tokens_per_s,
+        s.throughput.total_tokens_per_s
     );
-    let _ = writeln!(o, "\n{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}", "latency (ms)", "mean", "p50", "p90", "p99", "max");
+    let _ = writeln!(
+        o,
+        "\n{:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "latency (ms)", "mean", "p50", "p90", "p99", "max"
+    );
     for (label, d) in [
         ("TTFT", &s.latency.ttft_ms),
         ("TPOT", &s.latency.tpot_ms),
@@ -33,7 +43,11 @@ pub fn render(name: &str, s: &Summary) -> String {
         ("E2E", &s.latency.e2e_ms),
         ("queue wait", &s.latency.queue_wait_ms),
     ] {
-        let _ = writeln!(o, "{label:<16}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}", d.mean, d.p50, d.p90, d.p99, d.max);
+        let _ = writeln!(
+            o,
+            "{label:<16}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
+            d.mean, d.p50, d.p90, d.p99, d.max
+        );
     }
     let _ = writeln!(
         o,

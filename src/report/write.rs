@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::cluster::epp_router::DecisionRow;
 use crate::metrics::summary::{PodSummary, RequestRecord, Summary};
 use crate::pod::engine::Pod;
 
@@ -35,7 +36,15 @@ pub fn pods_csv(out: &mut dyn Write, summary: &Summary) -> csv::Result<()> {
 /// prefix_cache_queries,prefix_cache_hits`), in time order per pod.
 pub fn timeseries_csv(out: &mut dyn Write, pods: &[Pod]) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["t_s", "pod", "kv_usage", "waiting", "running", "prefix_cache_queries", "prefix_cache_hits"])?;
+    w.write_record([
+        "t_s",
+        "pod",
+        "kv_usage",
+        "waiting",
+        "running",
+        "prefix_cache_queries",
+        "prefix_cache_hits",
+    ])?;
     for p in pods {
         for s in &p.counters().samples {
             w.write_record([
@@ -48,6 +57,53 @@ pub fn timeseries_csv(out: &mut dyn Write, pods: &[Pod]) -> csv::Result<()> {
                 s.prefix_hits.to_string(),
             ])?;
         }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `routing.csv`: one row per (request, profile, candidate): the candidate's
+/// total and per-scorer raw and weighted scores, the index's and the pod's
+/// view of its cached prefix (blocks), and whether it was picked.
+pub fn routing_csv(out: &mut dyn Write, rows: &[DecisionRow]) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "request_id",
+        "t_ms",
+        "profile",
+        "pod",
+        "picked",
+        "total",
+        "index_prefix_blocks",
+        "pod_prefix_blocks",
+        "scores",
+    ])?;
+    for r in rows {
+        let scores: Vec<String> = r
+            .scores
+            .iter()
+            .map(|(n, raw, wt)| {
+                format!(
+                    "{n}={}/{wt:.4}",
+                    if raw.is_nan() {
+                        "-".into()
+                    } else {
+                        format!("{raw:.4}")
+                    }
+                )
+            })
+            .collect();
+        w.write_record([
+            r.request_id.to_string(),
+            format!("{:.3}", r.t_ms),
+            r.profile.to_string(),
+            r.pod.clone(),
+            r.picked.to_string(),
+            format!("{:.4}", r.total),
+            r.index_prefix_blocks.to_string(),
+            r.pod_prefix_blocks.to_string(),
+            scores.join(";"),
+        ])?;
     }
     w.flush()?;
     Ok(())

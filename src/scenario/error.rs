@@ -44,7 +44,12 @@ pub struct ErrorCtx<'a> {
 impl ErrorCtx<'_> {
     /// An error at `field` (dotted path); the line is the first line whose key
     /// is the path's last component and, if given, whose value contains `value`.
-    pub fn err(&self, field: &str, value: Option<&str>, message: impl Into<String>) -> ScenarioError {
+    pub fn err(
+        &self,
+        field: &str,
+        value: Option<&str>,
+        message: impl Into<String>,
+    ) -> ScenarioError {
         ScenarioError {
             file: self.file.to_path_buf(),
             line: locate(self.text, field, value),
@@ -62,11 +67,26 @@ pub fn locate(text: &str, field: &str, value: Option<&str>) -> Option<usize> {
     if key.is_empty() {
         return None;
     }
+    // `key: value` in block style or inside a flow mapping `{a: 1, key: v}`.
     let values = || {
         text.lines().enumerate().filter_map(move |(i, line)| {
-            let t = line.trim_start().trim_start_matches("- ");
-            let v = t.strip_prefix(key)?.trim_start().strip_prefix(':')?;
-            Some((i + 1, v.trim().trim_matches(|c| c == '"' || c == '\'')))
+            let mut from = 0;
+            while let Some(pos) = line[from..].find(key) {
+                let at = from + pos;
+                let before_ok = line[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| " -{,\t".contains(c));
+                let rest = line[at + key.len()..].trim_start();
+                if before_ok {
+                    if let Some(v) = rest.strip_prefix(':') {
+                        let v = v.split([',', '}']).next().unwrap_or("").trim();
+                        return Some((i + 1, v.trim_matches(|c| c == '"' || c == '\'')));
+                    }
+                }
+                from = at + key.len();
+            }
+            None
         })
     };
     if let Some(val) = value {
@@ -94,13 +114,17 @@ pub fn nearest<'a>(got: &str, valid: &[&'a str]) -> Option<&'a str> {
 /// Adds "did you mean" to a serde "unknown field/variant" message.
 pub fn with_suggestion(msg: &str) -> String {
     // serde: "unknown field `x`, expected one of `a`, `b`" / "expected `a` or `b`"
-    let Some(start) = msg.find('`') else { return msg.to_string() };
-    let Some(len) = msg[start + 1..].find('`') else { return msg.to_string() };
+    let Some(start) = msg.find('`') else {
+        return msg.to_string();
+    };
+    let Some(len) = msg[start + 1..].find('`') else {
+        return msg.to_string();
+    };
     let got = &msg[start + 1..start + 1 + len];
     let rest = &msg[start + 1 + len + 1..];
     let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     match nearest(got, &valid) {
-        Some(s) if (msg.starts_with("unknown field") || msg.starts_with("unknown variant")) => {
+        Some(s) if msg.contains("unknown field") || msg.contains("unknown variant") => {
             format!("{msg}; did you mean `{s}`?")
         }
         _ => msg.to_string(),
@@ -117,9 +141,14 @@ mod tests {
         assert_eq!(locate(text, "pods[1].gpu", Some("H10")), Some(5));
         assert_eq!(locate(text, "pods[0].model", None), Some(4));
         assert_eq!(locate(text, "nothing", None), None);
-        assert_eq!(nearest("rond-robin", &["round-robin", "random"]), Some("round-robin"));
+        assert_eq!(
+            nearest("rond-robin", &["round-robin", "random"]),
+            Some("round-robin")
+        );
         assert_eq!(nearest("zzz", &["round-robin", "random"]), None);
-        let m = with_suggestion("unknown field `blok_size`, expected one of `block_size`, `max_num_seqs`");
+        let m = with_suggestion(
+            "unknown field `blok_size`, expected one of `block_size`, `max_num_seqs`",
+        );
         assert!(m.ends_with("did you mean `block_size`?"), "{m}");
     }
 }

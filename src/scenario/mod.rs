@@ -138,11 +138,54 @@ pub struct VllmArgs {
 }
 
 /// Router choice.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum RouterSpec {
     /// Pods in turn.
     RoundRobin,
     /// Uniformly at random (stream `router`).
     Random,
+    /// llm-d's endpoint picker.
+    Epp(Box<EppSpec>),
+}
+
+/// The EPP router: its configuration, metrics staleness and KV-event lag.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EppSpec {
+    /// An `EndpointPickerConfig` YAML file (relative to the scenario).
+    #[serde(default)]
+    pub config_file: Option<String>,
+    /// An inline `EndpointPickerConfig`.
+    #[serde(default)]
+    pub config: Option<serde_yaml_ng::Value>,
+    /// ENV-era configuration: a file holding a Kubernetes container `env:` list.
+    #[serde(default)]
+    pub env_file: Option<String>,
+    /// ENV-era configuration inline: `[{name, value}]`.
+    #[serde(default)]
+    pub env: Option<Vec<EnvVar>>,
+    /// `--refresh-metrics-interval`, ms (50).
+    #[serde(default)]
+    pub metrics_refresh_ms: Option<f64>,
+    /// KV-event lag (defaults in `cluster::kv_lag`).
+    #[serde(default)]
+    pub kv_events: Option<crate::cluster::kv_lag::KvEventLag>,
+    /// Write `routing.csv` with every candidate's scores (false).
+    #[serde(default)]
+    pub decision_log: bool,
+    /// Model name used in index keys (default: the first pod group's model).
+    #[serde(default)]
+    pub model_name: Option<String>,
+}
+
+/// One Kubernetes `env:` entry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvVar {
+    /// Variable name.
+    pub name: String,
+    /// Value (`valueFrom` entries are ignored by the EPP config mapping).
+    #[serde(default)]
+    pub value: Option<String>,
 }

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::error::{nearest, with_suggestion, ErrorCtx, ScenarioError};
-use super::{PodGroup, RouterSpec, Scenario};
+use super::{EppSpec, PodGroup, RouterSpec, Scenario};
 use crate::catalog::{gpu::GpuSpec, model::ModelSpec};
 use crate::compat::VllmVersion;
 use crate::engine::rng::RngStreams;
 use crate::engine::time::SimDuration;
+use crate::epp::config::LoadedConfig;
 use crate::kv::hash::{HashAlgo, VllmBlockHasher};
 use crate::kv::hasher::BlockHasher;
 use crate::pod::capacity::{self, CapacityInput};
@@ -111,6 +112,8 @@ pub struct Resolved {
     pub sample_interval_ms: u64,
     /// Horizon, s.
     pub horizon_s: Option<f64>,
+    /// Whether pods publish KV events (a precise-prefix index consumes them).
+    pub kv_events_enabled: bool,
     /// Directory relative paths resolve against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -136,7 +139,10 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Resolved, ScenarioErro
         message: format!("cannot read: {e}"),
     })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let default_name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let default_name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     resolve_text(path, &text, &base_dir, &default_name, overrides)
 }
 
@@ -159,18 +165,28 @@ pub fn resolve_text(
         sc.seed = seed;
     }
     if let Some(trace) = &overrides.trace {
-        sc.workload.override_trace_path(trace.clone()).map_err(|m| ctx.err("workload.trace", None, m))?;
+        sc.workload
+            .override_trace_path(trace.clone())
+            .map_err(|m| ctx.err("workload.trace", None, m))?;
     }
     let version: VllmVersion = match sc.vllm_version.as_deref() {
         None => VllmVersion::V0_33,
-        Some(v) => v.parse().map_err(|m: String| ctx.err("vllm_version", Some(v), m))?,
+        Some(v) => v
+            .parse()
+            .map_err(|m: String| ctx.err("vllm_version", Some(v), m))?,
     };
     let hashing = match sc.block_hashing.as_deref() {
         None | Some("fast") => Hashing::Fast,
         Some("vllm") => Hashing::Vllm,
         Some(other) => {
-            let hint = nearest(other, &["fast", "vllm"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
-            return Err(ctx.err("block_hashing", Some(other), format!("unknown value \"{other}\" (valid: fast, vllm){hint}")));
+            let hint = nearest(other, &["fast", "vllm"])
+                .map(|s| format!("; did you mean \"{s}\"?"))
+                .unwrap_or_default();
+            return Err(ctx.err(
+                "block_hashing",
+                Some(other),
+                format!("unknown value \"{other}\" (valid: fast, vllm){hint}"),
+            ));
         }
     };
     if sc.pods.is_empty() {
@@ -184,11 +200,30 @@ pub fn resolve_text(
     let mut names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ctx.err("pods.name", Some(w[0]), format!("two pod groups are named \"{}\"", w[0])));
+        return Err(ctx.err(
+            "pods.name",
+            Some(w[0]),
+            format!("two pod groups are named \"{}\"", w[0]),
+        ));
     }
     if let Some(h) = sc.horizon_s {
         if !(h > 0.0) {
             return Err(ctx.err("horizon_s", None, format!("must be > 0, got {h}")));
+        }
+    }
+    let router = sc.router.clone().unwrap_or(RouterSpec::RoundRobin);
+    let mut kv_events_enabled = false;
+    if let RouterSpec::Epp(e) = &router {
+        let loaded = load_epp_config(e, base_dir).map_err(|(field, m)| ctx.err(&field, None, m))?;
+        kv_events_enabled = !loaded.precise_prefix.is_empty();
+        if let Some(ms) = e.metrics_refresh_ms {
+            if !(ms > 0.0) {
+                return Err(ctx.err(
+                    "router.metrics_refresh_ms",
+                    None,
+                    format!("must be > 0, got {ms}"),
+                ));
+            }
         }
     }
     Ok(Resolved {
@@ -198,7 +233,8 @@ pub fn resolve_text(
         vllm_version: version.to_string(),
         block_hashing: hashing,
         pod_groups: groups,
-        router: sc.router.clone().unwrap_or(RouterSpec::RoundRobin),
+        router,
+        kv_events_enabled,
         workload: sc.workload.clone(),
         routing_latency_us: sc.routing_latency_us.unwrap_or(0),
         sample_interval_ms: sc.sample_interval_ms.unwrap_or(1000).max(1),
@@ -206,6 +242,67 @@ pub fn resolve_text(
         base_dir: base_dir.to_path_buf(),
         version,
     })
+}
+
+/// Builds the EPP configuration an [`EppSpec`] names; errors are `(field, message)`.
+pub fn load_epp_config(spec: &EppSpec, base_dir: &Path) -> Result<LoadedConfig, (String, String)> {
+    let n_sources = [
+        spec.config_file.is_some(),
+        spec.config.is_some(),
+        spec.env_file.is_some(),
+        spec.env.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    if n_sources > 1 {
+        return Err((
+            "router".into(),
+            "give one of config_file, config, env_file, env".into(),
+        ));
+    }
+    let read = |field: &str, p: &str| {
+        let path = base_dir.join(p);
+        std::fs::read_to_string(&path).map_err(|e| {
+            (
+                format!("router.{field}"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
+    };
+    if let Some(p) = &spec.config_file {
+        let text = read("config_file", p)?;
+        return crate::epp::config::load_yaml(&text).map_err(|e| {
+            (
+                "router.config_file".into(),
+                format!("{}: {e}", base_dir.join(p).display()),
+            )
+        });
+    }
+    if let Some(v) = &spec.config {
+        let text = serde_yaml_ng::to_string(v)
+            .map_err(|e| ("router.config".to_string(), e.to_string()))?;
+        return crate::epp::config::load_yaml(&text)
+            .map_err(|e| ("router.config".into(), e.to_string()));
+    }
+    if let Some(p) = &spec.env_file {
+        let text = read("env_file", p)?;
+        return crate::epp::config::from_env_yaml(&text).map_err(|e| {
+            (
+                "router.env_file".into(),
+                format!("{}: {e}", base_dir.join(p).display()),
+            )
+        });
+    }
+    if let Some(vars) = &spec.env {
+        let pairs: Vec<(String, String)> = vars
+            .iter()
+            .filter_map(|v| v.value.clone().map(|val| (v.name.clone(), val)))
+            .collect();
+        return crate::epp::config::from_env(&pairs)
+            .map_err(|e| ("router.env".into(), e.to_string()));
+    }
+    crate::epp::config::load_yaml("").map_err(|e| ("router".into(), e.to_string()))
 }
 
 /// serde_yaml_ng appends " at line L column C"; the error already carries the line.
@@ -228,26 +325,52 @@ fn resolve_group(
     let role = match g.role.as_deref().unwrap_or("both") {
         r @ ("both" | "prefill" | "decode") => r.to_string(),
         other => {
-            let hint = nearest(other, &["both", "prefill", "decode"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
-            return Err(ctx.err(&f("role"), Some(other), format!("unknown role \"{other}\" (valid: both, prefill, decode){hint}")));
+            let hint = nearest(other, &["both", "prefill", "decode"])
+                .map(|s| format!("; did you mean \"{s}\"?"))
+                .unwrap_or_default();
+            return Err(ctx.err(
+                &f("role"),
+                Some(other),
+                format!("unknown role \"{other}\" (valid: both, prefill, decode){hint}"),
+            ));
         }
     };
     let count = g.count.unwrap_or(1);
     if count == 0 {
         return Err(ctx.err(&f("count"), Some("0"), "a pod group needs at least one pod"));
     }
-    let gpu = crate::catalog::gpu::gpu(&g.gpu).map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?;
+    let gpu = crate::catalog::gpu::gpu(&g.gpu)
+        .map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?;
     let model: ModelSpec = match (&g.model, &g.model_config) {
-        (Some(m), None) => crate::catalog::model::model(m).map_err(|e| ctx.err(&f("model"), Some(m), e.to_string()))?.clone(),
+        (Some(m), None) => crate::catalog::model::model(m)
+            .map_err(|e| ctx.err(&f("model"), Some(m), e.to_string()))?
+            .clone(),
         (None, Some(p)) => {
             let path = base_dir.join(p);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ctx.err(&f("model_config"), Some(p), format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ctx.err(
+                    &f("model_config"),
+                    Some(p),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
             ModelSpec::from_hf_config_json(&text, &path.display().to_string())
                 .map_err(|e| ctx.err(&f("model_config"), Some(p), e.to_string()))?
         }
-        (Some(_), Some(_)) => return Err(ctx.err(&f("model_config"), None, "give either `model` or `model_config`, not both")),
-        (None, None) => return Err(ctx.err(&f("model"), None, "missing: name a catalog model or give `model_config`")),
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(
+                &f("model_config"),
+                None,
+                "give either `model` or `model_config`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ctx.err(
+                &f("model"),
+                None,
+                "missing: name a catalog model or give `model_config`",
+            ))
+        }
     };
     let tp = g.tensor_parallel_size.unwrap_or(1);
     if tp == 0 {
@@ -257,23 +380,52 @@ fn resolve_group(
     let (def_mnbt, def_seqs) = capacity::vllm_batch_defaults(gpu, version);
     let block_size = v.block_size.unwrap_or(16);
     if block_size == 0 || block_size > 4096 {
-        return Err(ctx.err(&f("vllm.block_size"), Some(&block_size.to_string()), format!("must be in 1..=4096, got {block_size}")));
+        return Err(ctx.err(
+            &f("vllm.block_size"),
+            Some(&block_size.to_string()),
+            format!("must be in 1..=4096, got {block_size}"),
+        ));
     }
     let mnbt = v.max_num_batched_tokens.unwrap_or(def_mnbt);
     if mnbt == 0 {
-        return Err(ctx.err(&f("vllm.max_num_batched_tokens"), Some("0"), "must be at least 1"));
+        return Err(ctx.err(
+            &f("vllm.max_num_batched_tokens"),
+            Some("0"),
+            "must be at least 1",
+        ));
     }
     let seqs = v.max_num_seqs.unwrap_or(def_seqs);
     if seqs == 0 {
         return Err(ctx.err(&f("vllm.max_num_seqs"), Some("0"), "must be at least 1"));
     }
-    let util = v.gpu_memory_utilization.unwrap_or(capacity::default_gpu_memory_utilization(version));
+    let util = v
+        .gpu_memory_utilization
+        .unwrap_or(capacity::default_gpu_memory_utilization(version));
     if !(util > 0.0 && util <= 1.0) {
-        return Err(ctx.err(&f("vllm.gpu_memory_utilization"), Some(&util.to_string()), format!("must be in (0, 1], got {util}")));
+        return Err(ctx.err(
+            &f("vllm.gpu_memory_utilization"),
+            Some(&util.to_string()),
+            format!("must be in (0, 1], got {util}"),
+        ));
     }
-    let algo_name = v.prefix_caching_hash_algo.clone().unwrap_or_else(|| "sha256".to_string());
-    let algo: HashAlgo = algo_name.parse().map_err(|e| ctx.err(&f("vllm.prefix_caching_hash_algo"), Some(&algo_name), format!("{e}")))?;
-    algo.check_version(version).map_err(|e| ctx.err(&f("vllm.prefix_caching_hash_algo"), Some(&algo_name), format!("{e}")))?;
+    let algo_name = v
+        .prefix_caching_hash_algo
+        .clone()
+        .unwrap_or_else(|| "sha256".to_string());
+    let algo: HashAlgo = algo_name.parse().map_err(|e| {
+        ctx.err(
+            &f("vllm.prefix_caching_hash_algo"),
+            Some(&algo_name),
+            format!("{e}"),
+        )
+    })?;
+    algo.check_version(version).map_err(|e| {
+        ctx.err(
+            &f("vllm.prefix_caching_hash_algo"),
+            Some(&algo_name),
+            format!("{e}"),
+        )
+    })?;
     let num_gpu_blocks = match v.num_gpu_blocks_override {
         Some(n) => n,
         None => {
@@ -283,7 +435,8 @@ fn resolve_group(
             input.gpu_memory_utilization = util;
             input.max_num_batched_tokens = mnbt;
             input.max_num_seqs = seqs;
-            capacity::num_gpu_blocks(&input).map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?
+            capacity::num_gpu_blocks(&input)
+                .map_err(|e| ctx.err(&f("gpu"), Some(&g.gpu), e.to_string()))?
         }
     };
     if num_gpu_blocks < 2 {
@@ -294,7 +447,11 @@ fn resolve_group(
         ));
     }
     let num_gpu_blocks = u32::try_from(num_gpu_blocks).map_err(|_| {
-        ctx.err(&f("vllm.num_gpu_blocks_override"), None, format!("{num_gpu_blocks} blocks is more than kvsim supports (4294967295)"))
+        ctx.err(
+            &f("vllm.num_gpu_blocks_override"),
+            None,
+            format!("{num_gpu_blocks} blocks is more than kvsim supports (4294967295)"),
+        )
     })?;
     let capacity_tokens = (num_gpu_blocks as u64 - 1) * block_size as u64;
     let max_model_len = match v.max_model_len {
@@ -312,13 +469,23 @@ fn resolve_group(
     let policy = match v.scheduling_policy.as_deref().unwrap_or("fcfs") {
         p @ ("fcfs" | "priority") => p.to_string(),
         other => {
-            let hint = nearest(other, &["fcfs", "priority"]).map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default();
-            return Err(ctx.err(&f("vllm.scheduling_policy"), Some(other), format!("unknown policy \"{other}\" (valid: fcfs, priority){hint}")));
+            let hint = nearest(other, &["fcfs", "priority"])
+                .map(|s| format!("; did you mean \"{s}\"?"))
+                .unwrap_or_default();
+            return Err(ctx.err(
+                &f("vllm.scheduling_policy"),
+                Some(other),
+                format!("unknown policy \"{other}\" (valid: fcfs, priority){hint}"),
+            ));
         }
     };
     let watermark = v.watermark.unwrap_or(0.0);
     if !(0.0..1.0).contains(&watermark) {
-        return Err(ctx.err(&f("vllm.watermark"), Some(&watermark.to_string()), format!("must be in [0, 1), got {watermark}")));
+        return Err(ctx.err(
+            &f("vllm.watermark"),
+            Some(&watermark.to_string()),
+            format!("must be in [0, 1), got {watermark}"),
+        ));
     }
     let async_scheduling = v.async_scheduling.unwrap_or(version == VllmVersion::V0_33);
     let step_time = g.step_time.clone().unwrap_or_else(|| default_step.clone());
@@ -380,10 +547,16 @@ impl Resolved {
                         // Without PYTHONHASHSEED, vLLM seeds NONE_HASH per process
                         // where the algorithm needs it: derive one per pod.
                         let seed = g.python_hash_seed.clone();
-                        let h = VllmBlockHasher::new(algo, self.version, seed.as_deref()).unwrap_or_else(|_| {
-                            let s = format!("{:016x}", rng.indexed_stream("pod.none_hash", idx as u64).next_u64_once());
-                            VllmBlockHasher::new(algo, self.version, Some(&s)).expect("seeded hasher")
-                        });
+                        let h = VllmBlockHasher::new(algo, self.version, seed.as_deref())
+                            .unwrap_or_else(|_| {
+                                let s = format!(
+                                    "{:016x}",
+                                    rng.indexed_stream("pod.none_hash", idx as u64)
+                                        .next_u64_once()
+                                );
+                                VllmBlockHasher::new(algo, self.version, Some(&s))
+                                    .expect("seeded hasher")
+                            });
                         BlockHasher::Vllm(Box::new(h))
                     }
                 };
@@ -398,13 +571,23 @@ impl Resolved {
                     long_prefill_token_threshold: g.long_prefill_token_threshold,
                     watermark: g.watermark,
                     scheduler_reserve_full_isl: g.scheduler_reserve_full_isl,
-                    policy: if g.scheduling_policy == "priority" { Policy::Priority } else { Policy::Fcfs },
+                    policy: if g.scheduling_policy == "priority" {
+                        Policy::Priority
+                    } else {
+                        Policy::Fcfs
+                    },
                     async_scheduling: g.async_scheduling,
                     version: self.version,
-                    emit_kv_events: false,
+                    emit_kv_events: self.kv_events_enabled,
                 };
-                let step = build_step_time_model(&g.step_time, gpu, model, g.tensor_parallel_size, g.async_scheduling)
-                    .expect("validated at load");
+                let step = build_step_time_model(
+                    &g.step_time,
+                    gpu,
+                    model,
+                    g.tensor_parallel_size,
+                    g.async_scheduling,
+                )
+                .expect("validated at load");
                 let role = match g.role.as_str() {
                     "prefill" => Role::Prefill,
                     "decode" => Role::Decode,

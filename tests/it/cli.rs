@@ -20,32 +20,60 @@ fn tmp(name: &str) -> PathBuf {
 
 fn run_ok(args: &[&str]) -> String {
     let o = kvsim().args(args).current_dir(root()).output().unwrap();
-    assert!(o.status.success(), "kvsim {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "kvsim {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8(o.stdout).unwrap()
 }
 
 /// (exit code, stderr) of a run expected to fail.
 fn run_err(args: &[&str]) -> (i32, String) {
     let o = kvsim().args(args).current_dir(root()).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn read(dir: &Path, f: &str) -> Vec<u8> {
     std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(f).display()))
 }
 
-const OUTPUTS: &[&str] = &["summary.json", "requests.csv", "pods.csv", "timeseries.csv", "config.json"];
+const OUTPUTS: &[&str] = &[
+    "summary.json",
+    "requests.csv",
+    "pods.csv",
+    "timeseries.csv",
+    "config.json",
+];
 
 #[test]
 fn quickstart_runs_and_same_seed_gives_identical_files() {
     let a = tmp("det-a");
     let b = tmp("det-b");
     let c = tmp("det-c");
-    let stdout = run_ok(&["run", "scenarios/quickstart.yaml", "--out", a.to_str().unwrap()]);
+    let stdout = run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
     assert!(stdout.contains("prefix-cache hit rate"), "{stdout}");
-    run_ok(&["run", "scenarios/quickstart.yaml", "--quiet", "--out", b.to_str().unwrap()]);
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
     for f in OUTPUTS {
-        assert_eq!(read(&a, f), read(&b, f), "{f} differs between two runs with the same seed");
+        assert_eq!(
+            read(&a, f),
+            read(&b, f),
+            "{f} differs between two runs with the same seed"
+        );
     }
     let summary: serde_json::Value = serde_json::from_slice(&read(&a, "summary.json")).unwrap();
     assert_eq!(summary["requests_total"], 300);
@@ -56,7 +84,15 @@ fn quickstart_runs_and_same_seed_gives_identical_files() {
     assert_eq!(config["seed"], 42);
     assert!(config["pod_groups"][0]["num_gpu_blocks"].as_u64().unwrap() > 1000);
     // A different seed still runs and completes everything.
-    run_ok(&["run", "scenarios/quickstart.yaml", "--quiet", "--seed", "7", "--out", c.to_str().unwrap()]);
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--seed",
+        "7",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
     let s7: serde_json::Value = serde_json::from_slice(&read(&c, "summary.json")).unwrap();
     assert_eq!(s7["requests_completed"], 300);
 }
@@ -71,7 +107,10 @@ const GOOD_WORKLOAD: &str = "workload:\n  trace: {path: TRACE, format: native}\n
 
 fn scenario(dir: &Path, pods: &str) -> PathBuf {
     let trace = root().join("traces/quickstart.jsonl");
-    let body = format!("name: t\npods:\n{pods}\n{}", GOOD_WORKLOAD.replace("TRACE", trace.to_str().unwrap()));
+    let body = format!(
+        "name: t\npods:\n{pods}\n{}",
+        GOOD_WORKLOAD.replace("TRACE", trace.to_str().unwrap())
+    );
     write_scenario(dir, &body)
 }
 
@@ -79,9 +118,9 @@ fn scenario(dir: &Path, pods: &str) -> PathBuf {
 fn bad_scenarios_name_file_line_field_and_suggest() {
     let d = tmp("bad");
     let cases: &[(&str, &[&str])] = &[
-        ("  - gpu: H1000\n    model: Llama-3.1-8B", &["s.yaml:4", "pods[0].gpu", "H1000", "did you mean"]),
-        ("  - gpu: H100\n    model: Llama-3.1-8Bx", &["s.yaml:5", "pods[0].model", "Llama-3.1-8Bx"]),
-        ("  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {blok_size: 16}", &["s.yaml:6", "blok_size", "did you mean `block_size`"]),
+        ("  - gpu: H1000\n    model: Llama-3.1-8B", &["s.yaml:3", "pods[0].gpu", "H1000", "did you mean \"H100\""]),
+        ("  - gpu: H100\n    model: Llama-3.1-8Bx", &["s.yaml:4", "pods[0].model", "Llama-3.1-8Bx"]),
+        ("  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {blok_size: 16}", &["s.yaml:5", "blok_size", "did you mean `block_size`"]),
         (
             "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {prefix_caching_hash_algo: sha265}",
             &["pods[0].vllm.prefix_caching_hash_algo", "sha265", "sha256"],
@@ -89,14 +128,20 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {num_gpu_blocks_override: 1}", &["num_gpu_blocks_override", "null block"]),
         (
             "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {num_gpu_blocks_override: 10, max_model_len: 4096}",
-            &["s.yaml:6", "max_model_len", "4096", "exceed the KV cache capacity of 144 tokens"],
+            &["s.yaml:5", "max_model_len", "4096", "exceed the KV cache capacity of 144 tokens"],
         ),
         ("  - gpu: H100\n    model: Llama-3.1-70B", &["pods[0].gpu", "exceed"]),
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    role: decoder", &["pods[0].role", "decoder", "did you mean \"decode\""]),
     ];
     for (pods, needles) in cases {
         let p = scenario(&d, pods);
-        let (code, err) = run_err(&["run", p.to_str().unwrap(), "--quiet", "--out", d.join("o").to_str().unwrap()]);
+        let (code, err) = run_err(&[
+            "run",
+            p.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            d.join("o").to_str().unwrap(),
+        ]);
         assert_eq!(code, 2, "{pods}: {err}");
         for n in *needles {
             assert!(err.contains(n), "{pods}: expected {n:?} in: {err}");
@@ -124,7 +169,13 @@ fn malformed_trace_line_is_reported_with_file_and_line() {
         trace.display()
     );
     let p = write_scenario(&d, &body);
-    let (code, err) = run_err(&["run", p.to_str().unwrap(), "--quiet", "--out", d.join("o").to_str().unwrap()]);
+    let (code, err) = run_err(&[
+        "run",
+        p.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        d.join("o").to_str().unwrap(),
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("t.jsonl:3"), "{err}");
     assert!(err.contains("arrival_ns"), "{err}");
@@ -144,13 +195,24 @@ fn conformance_command_writes_the_oracle_schema() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(v["totals"]["prefix_cache_hits"], 64);
     assert_eq!(v["requests"]["B"]["prefix_hit_tokens"], 64);
-    assert_eq!(v["steps"][0]["kv_events"][0]["block_hashes"][0], 7322446309363477352u64);
+    assert_eq!(
+        v["steps"][0]["kv_events"][0]["block_hashes"][0],
+        7322446309363477352u64
+    );
 }
 
 #[test]
 fn hash_command_prints_vllm_hashes() {
     let toks: Vec<String> = (0..32).map(|i| i.to_string()).collect();
-    let out = run_ok(&["hash", "--algo", "sha256_cbor", "--block-size", "16", "--tokens", &toks.join(",")]);
+    let out = run_ok(&[
+        "hash",
+        "--algo",
+        "sha256_cbor",
+        "--block-size",
+        "16",
+        "--tokens",
+        &toks.join(","),
+    ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].ends_with(" 2233398808101521225"), "{out}");

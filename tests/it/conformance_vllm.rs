@@ -37,7 +37,10 @@ fn compare(case: &str, variant: &str, ours: &Output, oracle: &Value) -> Vec<Stri
         ("num_blocks_removed", ours.totals.num_blocks_removed),
     ] {
         if tot(k) != v {
-            diffs.push(format!("{case}.{variant}: totals.{k}: oracle {} ours {v}", tot(k)));
+            diffs.push(format!(
+                "{case}.{variant}: totals.{k}: oracle {} ours {v}",
+                tot(k)
+            ));
         }
     }
     for (id, r) in oracle["requests"].as_object().unwrap() {
@@ -47,47 +50,105 @@ fn compare(case: &str, variant: &str, ours: &Output, oracle: &Value) -> Vec<Stri
         };
         let ou = |k: &str| r[k].as_u64();
         let checks = [
-            ("prefix_hit_tokens", ou("prefix_hit_tokens"), Some(o.prefix_hit_tokens as u64)),
-            ("first_scheduled_step", ou("first_scheduled_step"), o.first_scheduled_step),
-            ("first_token_step", ou("first_token_step"), o.first_token_step),
+            (
+                "prefix_hit_tokens",
+                ou("prefix_hit_tokens"),
+                Some(o.prefix_hit_tokens as u64),
+            ),
+            (
+                "first_scheduled_step",
+                ou("first_scheduled_step"),
+                o.first_scheduled_step,
+            ),
+            (
+                "first_token_step",
+                ou("first_token_step"),
+                o.first_token_step,
+            ),
             ("finish_step", ou("finish_step"), o.finish_step),
-            ("num_preemptions", ou("num_preemptions"), Some(o.num_preemptions as u64)),
-            ("num_scheduled_tokens_total", ou("num_scheduled_tokens_total"), Some(o.num_scheduled_tokens_total)),
+            (
+                "num_preemptions",
+                ou("num_preemptions"),
+                Some(o.num_preemptions as u64),
+            ),
+            (
+                "num_scheduled_tokens_total",
+                ou("num_scheduled_tokens_total"),
+                Some(o.num_scheduled_tokens_total),
+            ),
         ];
         for (k, a, b) in checks {
             if a != b {
-                diffs.push(format!("{case}.{variant}: request {id}.{k}: oracle {a:?} ours {b:?}"));
+                diffs.push(format!(
+                    "{case}.{variant}: request {id}.{k}: oracle {a:?} ours {b:?}"
+                ));
             }
         }
     }
     let steps = oracle["steps"].as_array().unwrap();
     if steps.len() != ours.steps.len() {
-        diffs.push(format!("{case}.{variant}: {} steps in oracle, {} ours", steps.len(), ours.steps.len()));
+        diffs.push(format!(
+            "{case}.{variant}: {} steps in oracle, {} ours",
+            steps.len(),
+            ours.steps.len()
+        ));
     }
     for (s, o) in steps.iter().zip(&ours.steps) {
         let step = s["step"].as_u64().unwrap();
         if step != o.step {
-            diffs.push(format!("{case}.{variant}: step number oracle {step} ours {}", o.step));
+            diffs.push(format!(
+                "{case}.{variant}: step number oracle {step} ours {}",
+                o.step
+            ));
             break;
         }
-        let sched: Option<Vec<(String, u32)>> = s.get("scheduled").map(|v| serde_json::from_value(v.clone()).unwrap());
+        let sched: Option<Vec<(String, u32)>> = s
+            .get("scheduled")
+            .map(|v| serde_json::from_value(v.clone()).unwrap());
         if sched != o.scheduled {
-            diffs.push(format!("{case}.{variant}: step {step} scheduled: oracle {sched:?} ours {:?}", o.scheduled));
+            diffs.push(format!(
+                "{case}.{variant}: step {step} scheduled: oracle {sched:?} ours {:?}",
+                o.scheduled
+            ));
         }
-        let pre: Vec<String> = s.get("preempted").map(|v| serde_json::from_value(v.clone()).unwrap()).unwrap_or_default();
+        let pre: Vec<String> = s
+            .get("preempted")
+            .map(|v| serde_json::from_value(v.clone()).unwrap())
+            .unwrap_or_default();
         if pre != o.preempted {
-            diffs.push(format!("{case}.{variant}: step {step} preempted: oracle {pre:?} ours {:?}", o.preempted));
+            diffs.push(format!(
+                "{case}.{variant}: step {step} preempted: oracle {pre:?} ours {:?}",
+                o.preempted
+            ));
         }
         if s["num_free_blocks"].as_u64() != Some(o.num_free_blocks as u64) {
-            diffs.push(format!("{case}.{variant}: step {step} num_free_blocks: oracle {} ours {}", s["num_free_blocks"], o.num_free_blocks));
+            diffs.push(format!(
+                "{case}.{variant}: step {step} num_free_blocks: oracle {} ours {}",
+                s["num_free_blocks"], o.num_free_blocks
+            ));
         }
         let ev: Vec<(String, Vec<u64>)> = s["kv_events"]
             .as_array()
-            .map(|a| a.iter().map(|e| (e["type"].as_str().unwrap().to_string(), serde_json::from_value(e["block_hashes"].clone()).unwrap_or_default())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["type"].as_str().unwrap().to_string(),
+                            serde_json::from_value(e["block_hashes"].clone()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
-        let our_ev: Vec<(String, Vec<u64>)> = o.kv_events.iter().map(|e| (e.kind.clone(), e.block_hashes.clone())).collect();
+        let our_ev: Vec<(String, Vec<u64>)> = o
+            .kv_events
+            .iter()
+            .map(|e| (e.kind.clone(), e.block_hashes.clone()))
+            .collect();
         if ev != our_ev {
-            diffs.push(format!("{case}.{variant}: step {step} kv_events: oracle {ev:?}\n   ours {our_ev:?}"));
+            diffs.push(format!(
+                "{case}.{variant}: step {step} kv_events: oracle {ev:?}\n   ours {our_ev:?}"
+            ));
         }
     }
     diffs
@@ -97,15 +158,37 @@ fn compare(case: &str, variant: &str, ours: &Output, oracle: &Value) -> Vec<Stri
 fn every_case_and_variant_matches_vllm() {
     let mut all = Vec::new();
     for case in CASES {
-        let w: Workload = serde_json::from_str(&std::fs::read_to_string(dir().join(format!("{case}.json"))).unwrap()).unwrap();
+        let w: Workload = serde_json::from_str(
+            &std::fs::read_to_string(dir().join(format!("{case}.json"))).unwrap(),
+        )
+        .unwrap();
         for &(suffix, is_async, version, seed) in VARIANTS {
-            let oracle: Value = serde_json::from_str(&std::fs::read_to_string(dir().join(format!("{case}.{suffix}.json"))).unwrap()).unwrap();
-            let opts = RunOptions { async_scheduling: is_async, version, python_hash_seed: seed.map(String::from) };
+            let oracle: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir().join(format!("{case}.{suffix}.json"))).unwrap(),
+            )
+            .unwrap();
+            let opts = RunOptions {
+                async_scheduling: is_async,
+                version,
+                python_hash_seed: seed.map(String::from),
+            };
             let ours = run(&w, &opts).unwrap();
             let mut d = compare(case, suffix, &ours, &oracle);
             d.sort_by_key(|x| x.contains("kv_events"));
             if !d.is_empty() {
-                all.push(format!("{case}.{suffix}: {} differences; first:\n  {}", d.len(), d.iter().take(if std::env::var("KVSIM_CONFORMANCE_DUMP").is_ok() { 30 } else { 4 }).cloned().collect::<Vec<_>>().join("\n  ")));
+                all.push(format!(
+                    "{case}.{suffix}: {} differences; first:\n  {}",
+                    d.len(),
+                    d.iter()
+                        .take(if std::env::var("KVSIM_CONFORMANCE_DUMP").is_ok() {
+                            30
+                        } else {
+                            4
+                        })
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n  ")
+                ));
             }
         }
     }

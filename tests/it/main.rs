@@ -4,10 +4,13 @@
 mod conformance_vllm;
 
 /// The binary end to end: outputs, determinism, errors.
-// mod cli;
+mod cli;
 
 /// EPP scorer/picker fixtures run through the library.
 mod epp_conformance;
 
 /// Module-boundary and doc checks.
 mod tidy;
+
+/// Trace importers and curves on the real traces.
+mod traces;

@@ -1,0 +1,323 @@
+//! The EPP as the simulator's router: builds point-in-time views for
+//! [`crate::epp`] from scraped pod metrics and the lagging KV-block index,
+//! runs a scheduling cycle, and keeps the decision log.
+
+use std::sync::Arc;
+
+use xxhash_rust::xxh64::xxh64;
+
+use crate::engine::rng::StreamRng;
+use crate::epp::config::LoadedConfig;
+use crate::epp::plugin::{PreRequestContext, SchedulingContext};
+use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
+use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView};
+use crate::index::{IndexConfig, KvIndex};
+use crate::kv::hasher::{prompt_token_at, BlockHasher, ChainState};
+use crate::pod::engine::Pod;
+use crate::trace::request::{Prompt, TraceRequest};
+
+/// Pod metrics as the router last scraped them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scraped {
+    waiting: u32,
+    running: u32,
+    kv_usage: f64,
+    at_ns: u64,
+}
+
+/// One candidate's line in the decision log.
+#[derive(Clone, Debug)]
+pub struct DecisionRow {
+    /// Request id.
+    pub request_id: u64,
+    /// Routing time, ms.
+    pub t_ms: f64,
+    /// Profile that scored this candidate.
+    pub profile: Arc<str>,
+    /// Candidate pod's name.
+    pub pod: String,
+    /// Whether the profile picked it.
+    pub picked: bool,
+    /// Σ weighted scores.
+    pub total: f64,
+    /// `(scorer name, raw, weighted)`; raw is NaN when the scorer gave none.
+    pub scores: Vec<(Arc<str>, f64, f64)>,
+    /// Leading blocks of the request the index attributes to the pod.
+    pub index_prefix_blocks: u32,
+    /// Leading blocks of the request actually cached on the pod at routing time.
+    pub pod_prefix_blocks: u32,
+}
+
+/// The EPP router and what it knows.
+pub struct EppRouter {
+    sched: EppScheduler,
+    index: Option<KvIndex>,
+    index_block_size: u32,
+    model: String,
+    hasher: BlockHasher,
+    rng: StreamRng,
+    scraped: Vec<Scraped>,
+    in_flight: Vec<(u32, u64)>,
+    names: Vec<String>,
+    roles: Vec<&'static str>,
+    log: Option<Vec<DecisionRow>>,
+    n_decisions: u64,
+    n_stale: u64,
+    keys: Vec<u64>,
+    warnings: Vec<String>,
+}
+
+/// A prompt as the approximate prefix scorer sees it: chunks of token ids.
+struct SimPrompt<'a>(&'a Prompt);
+
+impl PromptChunks for SimPrompt<'_> {
+    fn chunk_hashes(
+        &self,
+        block_tokens: u32,
+        max_blocks: usize,
+        include_partial: bool,
+        out: &mut Vec<u64>,
+    ) {
+        let bt = block_tokens.max(1);
+        let n = self.0.n_tokens();
+        let mut buf: Vec<u8> = Vec::with_capacity(4 * bt as usize);
+        let mut start = 0;
+        while start < n && out.len() < max_blocks {
+            let end = (start + bt).min(n);
+            if end - start < bt && !include_partial {
+                break;
+            }
+            buf.clear();
+            for p in start..end {
+                buf.extend_from_slice(&prompt_token_at(self.0, p).to_le_bytes());
+            }
+            out.push(xxh64(&buf, 0));
+            start = end;
+        }
+    }
+}
+
+impl EppRouter {
+    /// A router from a loaded EPP config over `pods`.
+    pub fn new(
+        cfg: LoadedConfig,
+        pods: &[Pod],
+        model: String,
+        hasher: BlockHasher,
+        rng: StreamRng,
+        decision_log: bool,
+    ) -> EppRouter {
+        let (index, index_block_size) = match cfg.precise_prefix.first() {
+            Some((pc, settings)) => (
+                Some(KvIndex::new(IndexConfig {
+                    size: settings.size as usize,
+                    pod_cache_size: settings.pod_cache_size as usize,
+                    ..IndexConfig::default()
+                })),
+                pc.block_size_tokens,
+            ),
+            None => (None, 16),
+        };
+        EppRouter {
+            sched: cfg.scheduler,
+            index,
+            index_block_size,
+            model,
+            hasher,
+            rng,
+            scraped: vec![Scraped::default(); pods.len()],
+            in_flight: vec![(0, 0); pods.len()],
+            names: pods.iter().map(|p| p.name.clone()).collect(),
+            roles: pods.iter().map(|p| p.role.as_str()).collect(),
+            log: decision_log.then(Vec::new),
+            n_decisions: 0,
+            n_stale: 0,
+            keys: Vec::new(),
+            warnings: cfg.warnings,
+        }
+    }
+
+    /// Whether a precise-prefix index consumes KV events.
+    pub fn has_index(&self) -> bool {
+        self.index.is_some()
+    }
+
+    /// Non-fatal configuration notes.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Scrapes every pod's metrics (`refresh_metrics_interval`).
+    pub fn scrape(&mut self, pods: &[Pod], now_ns: u64) {
+        for (s, p) in self.scraped.iter_mut().zip(pods) {
+            let sch = p.scheduler();
+            *s = Scraped {
+                waiting: sch.n_waiting() as u32,
+                running: sch.n_running() as u32,
+                kv_usage: sch.pool().usage(),
+                at_ns: now_ns,
+            };
+        }
+    }
+
+    /// Applies a batch of a pod's KV events to the index.
+    pub fn apply_events(&mut self, pod: u32, events: &[crate::index::KvEvent]) {
+        if let Some(ix) = &mut self.index {
+            ix.apply(EndpointId(pod), &self.model, events);
+        }
+    }
+
+    /// Picks the pod for `req` at `now_ns`; `None` when no endpoint qualifies.
+    pub fn route(&mut self, req: &TraceRequest, pods: &[Pod], now_ns: u64) -> Option<u32> {
+        self.keys.clear();
+        let mut chain = ChainState::default();
+        self.hasher.prompt_keys(
+            &req.prompt,
+            self.index_block_size,
+            req.cache_salt.as_deref(),
+            &mut chain,
+            &mut self.keys,
+        );
+        let views: Vec<EndpointView> = (0..pods.len())
+            .map(|i| {
+                let s = self.scraped[i];
+                let sch = pods[i].scheduler();
+                EndpointView {
+                    role: Some(self.roles[i]),
+                    waiting_queue_len: s.waiting,
+                    running_requests: s.running,
+                    kv_usage: s.kv_usage,
+                    num_gpu_blocks: Some(sch.config().num_gpu_blocks),
+                    block_size_tokens: Some(sch.config().block_size),
+                    in_flight_requests: self.in_flight[i].0,
+                    in_flight_tokens: self.in_flight[i].1,
+                    metrics_age_ns: now_ns.saturating_sub(s.at_ns),
+                    ..EndpointView::new(EndpointId(i as u32), &self.names[i])
+                }
+            })
+            .collect();
+        let sid = req.session_id.map(|s| s.to_string());
+        let prompt = SimPrompt(&req.prompt);
+        let rv = RequestView {
+            id: req.id,
+            model: &self.model,
+            n_prompt_tokens: req.prompt.n_tokens(),
+            block_keys: &self.keys,
+            prompt: &prompt,
+            session_token: sid.as_deref(),
+            cache_salt: req.cache_salt.as_deref(),
+        };
+        let res = {
+            let mut ctx = SchedulingContext {
+                now_ns,
+                kv_index: self
+                    .index
+                    .as_ref()
+                    .map(|i| i as &dyn crate::epp::plugin::KvBlockLookup),
+                rng: &mut self.rng,
+            };
+            self.sched.schedule(&rv, &views, &mut ctx).ok()?
+        };
+        {
+            let mut pctx = PreRequestContext {
+                now_ns,
+                speculative_index: self
+                    .index
+                    .as_mut()
+                    .map(|i| i as &mut dyn crate::epp::plugin::SpeculativeIndex),
+            };
+            self.sched.pre_request(&mut pctx, &rv, &res);
+        }
+        let target = res.primary_target()?.0;
+        self.in_flight[target as usize].0 += 1;
+        self.in_flight[target as usize].1 += req.prompt.n_tokens() as u64 + req.output_len as u64;
+        self.n_decisions += 1;
+        if self.log.is_some() {
+            self.record(req.id, now_ns, &res, pods);
+        }
+        Some(target)
+    }
+
+    /// A request finished on `pod`.
+    pub fn complete(&mut self, pod: u32, request_id: u64, tokens: u64, now_ns: u64) {
+        let f = &mut self.in_flight[pod as usize];
+        f.0 = f.0.saturating_sub(1);
+        f.1 = f.1.saturating_sub(tokens);
+        self.sched.response_complete(now_ns, request_id);
+    }
+
+    fn index_prefix(&self, pod: u32, now_ns: u64) -> u32 {
+        let Some(ix) = &self.index else { return 0 };
+        let mut n = 0;
+        for &k in &self.keys {
+            if ix
+                .entries(&self.model, k, now_ns)
+                .iter()
+                .any(|e| e.pod.0 == pod)
+            {
+                n += 1;
+            } else {
+                break;
+            }
+        }
+        n
+    }
+
+    fn record(&mut self, id: u64, now_ns: u64, res: &SchedulingResult, pods: &[Pod]) {
+        let mut stale = false;
+        let mut rows = Vec::new();
+        for pr in &res.profiles {
+            for (ei, &ep) in pr.endpoints.iter().enumerate() {
+                let idx_blocks = self.index_prefix(ep.0, now_ns);
+                let pool = pods[ep.0 as usize].scheduler().pool();
+                let pod_blocks = self
+                    .keys
+                    .iter()
+                    .take_while(|&&k| pool.get_cached_block(k).is_some())
+                    .count() as u32;
+                if self.index.is_some() && idx_blocks != pod_blocks {
+                    stale = true;
+                }
+                rows.push(DecisionRow {
+                    request_id: id,
+                    t_ms: now_ns as f64 * 1e-6,
+                    profile: pr.profile.clone(),
+                    pod: self.names[ep.0 as usize].clone(),
+                    picked: pr.target() == Some(ep),
+                    total: pr.totals[ei],
+                    scores: pr
+                        .scorers
+                        .iter()
+                        .enumerate()
+                        .map(|(si, m)| {
+                            (
+                                m.name.clone(),
+                                pr.raw_score(ei, si).unwrap_or(f64::NAN),
+                                pr.weighted_score(ei, si),
+                            )
+                        })
+                        .collect(),
+                    index_prefix_blocks: idx_blocks,
+                    pod_prefix_blocks: pod_blocks,
+                });
+            }
+        }
+        if stale {
+            self.n_stale += 1;
+        }
+        if let Some(log) = &mut self.log {
+            log.extend(rows);
+        }
+    }
+
+    /// `(decisions, decisions where the index's view of some candidate's
+    /// cached prefix differed from the pod's cache)`; stale counts need the decision log.
+    pub fn decision_counts(&self) -> (u64, u64) {
+        (self.n_decisions, self.n_stale)
+    }
+
+    /// The decision log, if kept.
+    pub fn take_log(&mut self) -> Vec<DecisionRow> {
+        self.log.take().unwrap_or_default()
+    }
+}

@@ -1,0 +1,140 @@
+//! How late the router's KV-block index learns about the pods' caches.
+//!
+//! A pod publishes its KV events once per engine step (vLLM 0.33: after the
+//! step's output is processed; 0.11: at the end of `schedule()`), as one ZMQ
+//! message. The message crosses the network (`transport_us`), then waits for
+//! its worker: the kv-cache manager shards pods over `n_workers` workers by
+//! FNV-1a of the pod id, and each worker applies batches in arrival order,
+//! taking `per_event_us` per event plus one pipelined Redis round trip per
+//! batch (`redis_write_rtt_us`, 0 for the in-memory backend). A batch is
+//! visible to lookups when its worker finishes it. Per pod, batches are
+//! therefore applied in publish order.
+
+use serde::{Deserialize, Serialize};
+
+/// When a pod's events leave the pod.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishPoint {
+    /// As vLLM does: one batch per engine step (see the module doc).
+    #[default]
+    Step,
+    /// The moment the block pool changes (an idealised zero-lag index).
+    Immediate,
+}
+
+/// The lag model's parameters (scenario `router.kv_events`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KvEventLag {
+    /// When events leave the pod (`step`).
+    pub publish: PublishPoint,
+    /// ZMQ PUB→SUB network and decode time, µs (500; an estimate for one
+    /// in-cluster hop with msgpack decoding).
+    pub transport_us: f64,
+    /// Event-processing workers (4, llm-d-kv-cache's default pool size).
+    pub n_workers: u32,
+    /// Worker time per event, µs (2; an estimate for an in-memory index update).
+    pub per_event_us: f64,
+    /// One pipelined Redis write per batch, µs (0 = in-memory backend; ~250 for Redis in-cluster).
+    pub redis_write_rtt_us: f64,
+    /// One pipelined Redis lookup per routing decision, µs (0 = in-memory; ~250 for Redis).
+    pub redis_lookup_rtt_us: f64,
+}
+
+impl Default for KvEventLag {
+    fn default() -> Self {
+        KvEventLag {
+            publish: PublishPoint::Step,
+            transport_us: 500.0,
+            n_workers: 4,
+            per_event_us: 2.0,
+            redis_write_rtt_us: 0.0,
+            redis_lookup_rtt_us: 0.0,
+        }
+    }
+}
+
+impl KvEventLag {
+    /// No delay anywhere: the index equals the pods' event streams instantly.
+    pub fn zero() -> KvEventLag {
+        KvEventLag {
+            publish: PublishPoint::Immediate,
+            transport_us: 0.0,
+            n_workers: 1,
+            per_event_us: 0.0,
+            redis_write_rtt_us: 0.0,
+            redis_lookup_rtt_us: 0.0,
+        }
+    }
+}
+
+/// The workers' queues: computes when each published batch becomes visible.
+#[derive(Clone, Debug)]
+pub struct EventPipeline {
+    lag: KvEventLag,
+    worker_free_ns: Vec<u64>,
+    worker_of_pod: Vec<usize>,
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl EventPipeline {
+    /// A pipeline for pods named `pod_names` (sharded by FNV-1a of the name).
+    pub fn new(lag: KvEventLag, pod_names: &[String]) -> EventPipeline {
+        let n = lag.n_workers.max(1) as usize;
+        EventPipeline {
+            worker_free_ns: vec![0; n],
+            worker_of_pod: pod_names
+                .iter()
+                .map(|p| (fnv1a(p) % n as u64) as usize)
+                .collect(),
+            lag,
+        }
+    }
+
+    /// The parameters.
+    pub fn lag(&self) -> &KvEventLag {
+        &self.lag
+    }
+
+    /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
+    pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
+        let arrive = t_ns + (self.lag.transport_us * 1e3).ceil() as u64;
+        let w = self.worker_of_pod[pod];
+        let start = arrive.max(self.worker_free_ns[w]);
+        let work = self.lag.per_event_us * n_events as f64 + self.lag.redis_write_rtt_us;
+        let done = start + (work * 1e3).ceil() as u64;
+        self.worker_free_ns[w] = done;
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_queue_per_worker_and_keep_pod_order() {
+        let lag = KvEventLag {
+            transport_us: 100.0,
+            n_workers: 1,
+            per_event_us: 10.0,
+            ..KvEventLag::default()
+        };
+        let mut p = EventPipeline::new(lag, &["a".into(), "b".into()]);
+        // 100 µs transport, then 3 × 10 µs.
+        assert_eq!(p.delivery_ns(0, 0, 3), 130_000);
+        // Arrives at 110 µs but the worker is busy until 130 µs.
+        assert_eq!(p.delivery_ns(1, 10_000, 1), 140_000);
+        let mut z = EventPipeline::new(KvEventLag::zero(), &["a".into()]);
+        assert_eq!(z.delivery_ns(0, 5, 100), 5);
+    }
+}
