@@ -112,6 +112,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
                 hasher,
                 rng.stream("epp.picker"),
                 spec.decision_log,
+                spec.kv_index.unwrap_or_default(),
             );
             if show_progress {
                 for w in router.warnings() {

@@ -48,8 +48,61 @@ pub struct DecisionRow {
     pub pod_prefix_blocks: u32,
 }
 
+/// Where the precise-prefix scorer's lookups are answered from.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexSource {
+    /// The kv-cache manager's index, fed by the pods' lagging KV events.
+    #[default]
+    Events,
+    /// The pods' block pools, read at routing time: a perfect, lag-free index.
+    Oracle,
+}
+
+/// Answers lookups from the pods' caches directly.
+struct OracleLookup<'a> {
+    pods: &'a [Pod],
+}
+
+impl crate::epp::plugin::KvBlockLookup for OracleLookup<'_> {
+    fn lookup(
+        &self,
+        _model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        _now_ns: u64,
+        out: &mut crate::epp::plugin::KeyEntries,
+    ) {
+        out.clear();
+        let all: Vec<EndpointId> = (0..self.pods.len() as u32).map(EndpointId).collect();
+        let candidates = if pods.is_empty() { &all[..] } else { pods };
+        for &k in keys {
+            let entries: Vec<crate::epp::plugin::PodEntry> = candidates
+                .iter()
+                .filter(|ep| {
+                    self.pods[ep.0 as usize]
+                        .scheduler()
+                        .pool()
+                        .get_cached_block(k)
+                        .is_some()
+                })
+                .map(|&pod| crate::epp::plugin::PodEntry {
+                    pod,
+                    tier: crate::epp::plugin::Tier::Gpu,
+                    speculative: false,
+                })
+                .collect();
+            if entries.is_empty() {
+                break;
+            }
+            out.push_key(entries);
+        }
+    }
+}
+
 /// The EPP router and what it knows.
 pub struct EppRouter {
+    source: IndexSource,
     sched: EppScheduler,
     index: Option<KvIndex>,
     index_block_size: u32,
@@ -106,6 +159,7 @@ impl EppRouter {
         hasher: BlockHasher,
         rng: StreamRng,
         decision_log: bool,
+        source: IndexSource,
     ) -> EppRouter {
         let (index, index_block_size) = match cfg.precise_prefix.first() {
             Some((pc, settings)) => (
@@ -119,6 +173,7 @@ impl EppRouter {
             None => (None, 16),
         };
         EppRouter {
+            source,
             sched: cfg.scheduler,
             index,
             index_block_size,
@@ -139,7 +194,7 @@ impl EppRouter {
 
     /// Whether a precise-prefix index consumes KV events.
     pub fn has_index(&self) -> bool {
-        self.index.is_some()
+        self.index.is_some() && self.source == IndexSource::Events
     }
 
     /// Non-fatal configuration notes.
@@ -208,12 +263,16 @@ impl EppRouter {
             cache_salt: req.cache_salt.as_deref(),
         };
         let res = {
+            let oracle = OracleLookup { pods };
+            let kv_index: Option<&dyn crate::epp::plugin::KvBlockLookup> =
+                match (self.source, &self.index) {
+                    (_, None) => None,
+                    (IndexSource::Events, Some(ix)) => Some(ix),
+                    (IndexSource::Oracle, Some(_)) => Some(&oracle),
+                };
             let mut ctx = SchedulingContext {
                 now_ns,
-                kv_index: self
-                    .index
-                    .as_ref()
-                    .map(|i| i as &dyn crate::epp::plugin::KvBlockLookup),
+                kv_index,
                 rng: &mut self.rng,
             };
             self.sched.schedule(&rv, &views, &mut ctx).ok()?
@@ -247,7 +306,13 @@ impl EppRouter {
     }
 
     fn index_prefix(&self, pod: u32, now_ns: u64) -> u32 {
-        let Some(ix) = &self.index else { return 0 };
+        let Some(ix) = self
+            .index
+            .as_ref()
+            .filter(|_| self.source == IndexSource::Events)
+        else {
+            return 0;
+        };
         let mut n = 0;
         for &k in &self.keys {
             if ix
@@ -275,7 +340,7 @@ impl EppRouter {
                     .iter()
                     .take_while(|&&k| pool.get_cached_block(k).is_some())
                     .count() as u32;
-                if self.index.is_some() && idx_blocks != pod_blocks {
+                if self.has_index() && idx_blocks != pod_blocks {
                     stale = true;
                 }
                 rows.push(DecisionRow {

@@ -80,6 +80,22 @@ impl<K: Copy + Eq + Hash, V: Default> LruMap<K, V> {
         Some(&mut self.nodes[i as usize].value)
     }
 
+    /// The value of `key` (inserted as `V::default()` if absent), marking it
+    /// most recently used; inserting may evict the least recently used entry.
+    pub fn get_or_insert_default(&mut self, key: K) -> &mut V {
+        let i = match self.map.get(&key) {
+            Some(&i) => {
+                self.move_to_tail(i);
+                i
+            }
+            None => {
+                self.insert(key, V::default());
+                *self.map.get(&key).expect("just inserted")
+            }
+        };
+        &mut self.nodes[i as usize].value
+    }
+
     /// Inserts or replaces `key` as most recently used; returns the entry
     /// evicted to make room, if any.
     pub fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {

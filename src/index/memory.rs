@@ -89,7 +89,7 @@ struct Slot {
 
 /// Per-key LRU of entries, oldest first.
 #[derive(Clone, Debug, Default)]
-struct PodCache(Vec<Slot>);
+struct PodCache(smallvec::SmallVec<[Slot; 2]>);
 
 impl PodCache {
     fn add(&mut self, entry: PodEntry, expires_at_ns: u64, cap: usize) {
@@ -166,13 +166,9 @@ impl KvIndex {
     fn add_with_expiry(&mut self, m: u32, keys: &[u64], entries: &[PodEntry], expires_at_ns: u64) {
         let cap = self.cfg.pod_cache_size;
         for &k in keys {
-            if self.data.get_mut(&(m, k)).is_none() {
-                self.data.insert((m, k), PodCache::default());
-            }
-            if let Some(pc) = self.data.peek_mut(&(m, k)) {
-                for e in entries {
-                    pc.add(*e, expires_at_ns, cap);
-                }
+            let pc = self.data.get_or_insert_default((m, k));
+            for e in entries {
+                pc.add(*e, expires_at_ns, cap);
             }
         }
     }
@@ -183,6 +179,10 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
+        self.evict_m(m, key, entries);
+    }
+
+    fn evict_m(&mut self, m: u32, key: u64, entries: &[PodEntry]) {
         let empty = match self.data.peek_mut(&(m, key)) {
             None => return,
             Some(pc) => {
@@ -199,6 +199,7 @@ impl KvIndex {
 
     /// Applies `events` published by `pod` for `model`, in order.
     pub fn apply(&mut self, pod: EndpointId, model: &str, events: &[KvEvent]) {
+        let m = self.model_id(model);
         for ev in events {
             match ev {
                 KvEvent::BlockStored {
@@ -211,7 +212,7 @@ impl KvIndex {
                         tier: Tier::from_medium(medium.as_deref()),
                         speculative: false,
                     };
-                    self.add(model, block_hashes, &[e]);
+                    self.add_with_expiry(m, block_hashes, &[e], u64::MAX);
                 }
                 KvEvent::BlockRemoved {
                     block_hashes,
@@ -223,7 +224,7 @@ impl KvIndex {
                         speculative: false,
                     };
                     for &h in block_hashes {
-                        self.evict(model, h, &[e]);
+                        self.evict_m(m, h, &[e]);
                     }
                 }
                 KvEvent::AllBlocksCleared => {

@@ -25,8 +25,11 @@ pub struct BlockPool {
     hash: Vec<u64>,
     has_hash: Vec<bool>,
     free: FreeQueue,
-    /// hash → cached block ids in insertion order (the first one is returned on a hit).
-    cached: FxHashMap<u64, Vec<u32>>,
+    /// hash → the first cached block with that hash (returned on a hit).
+    cached: FxHashMap<u64, u32>,
+    /// hash → later blocks with the same hash, in insertion order (rare:
+    /// vLLM does not de-duplicate, so a recomputed block is cached again).
+    duplicates: FxHashMap<u64, Vec<u32>>,
     enable_caching: bool,
     emit_events: bool,
     events: Vec<KvEvent>,
@@ -57,6 +60,7 @@ impl BlockPool {
             has_hash: vec![false; n_blocks as usize],
             free,
             cached: FxHashMap::default(),
+            duplicates: FxHashMap::default(),
             enable_caching,
             emit_events,
             events: Vec::new(),
@@ -93,7 +97,7 @@ impl BlockPool {
 
     /// Cached block holding `hash`, the first cached if several do.
     pub fn get_cached_block(&self, hash: u64) -> Option<u32> {
-        self.cached.get(&hash).and_then(|ids| ids.first().copied())
+        self.cached.get(&hash).copied()
     }
 
     /// Pops `n` blocks from the head of the free queue, evicting cached ones
@@ -122,18 +126,44 @@ impl BlockPool {
         }
         let h = self.hash[i];
         self.has_hash[i] = false;
-        if let Some(ids) = self.cached.get_mut(&h) {
-            if let Some(pos) = ids.iter().position(|&x| x == b) {
-                ids.remove(pos);
-                if ids.is_empty() {
-                    self.cached.remove(&h);
+        let removed = match self.cached.get(&h) {
+            Some(&first) if first == b => {
+                // Promote the next duplicate, keeping insertion order.
+                match self.duplicates.get_mut(&h) {
+                    Some(d) => {
+                        let next = d.remove(0);
+                        if d.is_empty() {
+                            self.duplicates.remove(&h);
+                        }
+                        self.cached.insert(h, next);
+                    }
+                    None => {
+                        self.cached.remove(&h);
+                    }
                 }
-                self.n_blocks_removed += 1;
-                if self.emit_events {
-                    self.events.push(KvEvent::BlockRemoved {
-                        block_hashes: vec![h],
-                    });
-                }
+                true
+            }
+            Some(_) => match self.duplicates.get_mut(&h) {
+                Some(d) => match d.iter().position(|&x| x == b) {
+                    Some(pos) => {
+                        d.remove(pos);
+                        if d.is_empty() {
+                            self.duplicates.remove(&h);
+                        }
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            },
+            None => false,
+        };
+        if removed {
+            self.n_blocks_removed += 1;
+            if self.emit_events {
+                self.events.push(KvEvent::BlockRemoved {
+                    block_hashes: vec![h],
+                });
             }
         }
     }
@@ -200,7 +230,14 @@ impl BlockPool {
             debug_assert!(!self.has_hash[i], "block {b} cached twice");
             self.hash[i] = h;
             self.has_hash[i] = true;
-            self.cached.entry(h).or_default().push(b);
+            match self.cached.entry(h) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(b);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    self.duplicates.entry(h).or_default().push(b)
+                }
+            }
         }
         self.n_blocks_stored += blocks.len() as u64;
         if self.emit_events {
@@ -248,8 +285,13 @@ impl BlockPool {
                 ));
             }
         }
-        for (h, ids) in &self.cached {
-            for &b in ids {
+        let firsts = self.cached.iter().map(|(h, &b)| (h, b));
+        let dups = self
+            .duplicates
+            .iter()
+            .flat_map(|(h, ids)| ids.iter().map(move |&b| (h, b)));
+        for (h, b) in firsts.chain(dups) {
+            {
                 if !self.has_hash[b as usize] || self.hash[b as usize] != *h {
                     return Err(format!("cached entry {h:#x} → block {b} without that hash"));
                 }

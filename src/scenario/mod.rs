@@ -171,6 +171,10 @@ pub struct EppSpec {
     /// KV-event lag (defaults in `cluster::kv_lag`).
     #[serde(default)]
     pub kv_events: Option<crate::cluster::kv_lag::KvEventLag>,
+    /// Where precise-prefix lookups are answered: `events` (the index fed by
+    /// lagging KV events, default) or `oracle` (the pods' caches, no lag).
+    #[serde(default)]
+    pub kv_index: Option<crate::cluster::epp_router::IndexSource>,
     /// Write `routing.csv` with every candidate's scores (false).
     #[serde(default)]
     pub decision_log: bool,

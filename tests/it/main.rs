@@ -14,3 +14,6 @@ mod tidy;
 
 /// Trace importers and curves on the real traces.
 mod traces;
+
+/// The EPP driving a cluster: lag, oracle parity, hit rates, collapse.
+mod epp_cluster;

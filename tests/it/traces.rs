@@ -173,20 +173,19 @@ proptest! {
 #[test]
 fn example_scenario_fragments_open() {
     use kvsim::engine::rng::RngStreams;
-    use kvsim::trace::{open_workload, WorkloadSpec};
-    #[derive(serde::Deserialize)]
-    struct Fragment {
-        workload: WorkloadSpec,
-    }
+    use kvsim::trace::open_workload;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     names.sort();
     let mut counts = Vec::new();
     for p in &names {
-        let f: Fragment = serde_yaml_ng::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let f: kvsim::scenario::Scenario =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(p).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let stream = open_workload(&f.workload, &dir, &RngStreams::new(1)).unwrap();
         let mut last = 0;
         let mut n = 0u64;

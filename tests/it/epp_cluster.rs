@@ -1,0 +1,236 @@
+//! The EPP driving a cluster: index lag, oracle parity, hit rates against
+//! random and round-robin, and the single-pod collapse of pure prefix scoring.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = root().join("target").join("it-tmp").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `scenario` (YAML text, written into `dir`) and returns (summary, routing.csv).
+fn run(dir: &Path, scenario: &str) -> (Value, String) {
+    let p = dir.join("s.yaml");
+    std::fs::write(&p, scenario).unwrap();
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_kvsim"))
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let routing = std::fs::read_to_string(out.join("routing.csv")).unwrap_or_default();
+    (summary, routing)
+}
+
+fn requests_per_pod(s: &Value) -> Vec<u64> {
+    s["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["requests"].as_u64().unwrap())
+        .collect()
+}
+
+/// (request id, picked pod) from routing.csv.
+fn picks(routing: &str) -> Vec<(u64, String)> {
+    routing
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[4] == "true").then(|| (f[0].parse().unwrap(), f[3].to_string()))
+        })
+        .collect()
+}
+
+/// Eight requests 1 ms apart sharing a new 1024-token prefix.
+fn burst_trace(dir: &Path) -> PathBuf {
+    let mut s = String::from("{\"kvsim_trace\": 1}\n");
+    for i in 0..8u32 {
+        let mut toks: Vec<u32> = (1..=1024).collect();
+        toks.extend((0..32).map(|k| 50_000 + i * 100 + k));
+        let toks: Vec<String> = toks.iter().map(|t| t.to_string()).collect();
+        s.push_str(&format!(
+            "{{\"arrival_ns\": {}, \"prompt_token_ids\": [{}], \"output_length\": 8}}\n",
+            i as u64 * 1_000_000,
+            toks.join(",")
+        ));
+    }
+    let p = dir.join("burst.jsonl");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn precise_only_scenario(trace: &Path, kv_events: &str, kv_index: &str) -> String {
+    format!(
+        "pods:
+  - {{name: pod, count: 4, gpu: H100, model: Llama-3.2-1B}}
+router:
+  type: epp
+  decision_log: true
+  kv_index: {kv_index}
+  kv_events: {kv_events}
+  config:
+    plugins:
+      - type: precise-prefix-cache-scorer
+      - type: max-score-picker
+    schedulingProfiles:
+      - name: default
+        plugins: [{{pluginRef: precise-prefix-cache-scorer}}, {{pluginRef: max-score-picker}}]
+workload:
+  trace: {{path: {}, format: native}}
+",
+        trace.display()
+    )
+}
+
+const ZERO_LAG: &str = "{publish: immediate, transport_us: 0, n_workers: 1, per_event_us: 0}";
+const LARGE_LAG: &str = "{publish: step, transport_us: 1000000}";
+
+#[test]
+fn index_lag_scatters_a_burst_that_zero_lag_routes_together() {
+    let d = tmp("lag");
+    let trace = burst_trace(&d);
+    let (zero, zero_log) = run(&d, &precise_only_scenario(&trace, ZERO_LAG, "events"));
+    let per_pod = requests_per_pod(&zero);
+    assert_eq!(
+        per_pod.iter().filter(|&&n| n > 0).count(),
+        1,
+        "zero lag: {per_pod:?}"
+    );
+    assert_eq!(zero["stale_decisions"], 0);
+    assert_eq!(zero["routing_decisions"], 8);
+
+    let (late, _) = run(&d, &precise_only_scenario(&trace, LARGE_LAG, "events"));
+    let per_pod = requests_per_pod(&late);
+    assert!(
+        per_pod.iter().filter(|&&n| n > 0).count() >= 2,
+        "large lag: {per_pod:?}"
+    );
+    // Every request after the first found the prefix cached on some pod but
+    // not in the index.
+    assert!(
+        late["stale_decisions"].as_u64().unwrap() >= 7,
+        "{}",
+        late["stale_decisions"]
+    );
+    // The hit rate suffers: scattered requests recompute the prefix.
+    assert!(zero["hit_rate"].as_f64().unwrap() > late["hit_rate"].as_f64().unwrap());
+
+    // A zero-lag index decides exactly as reading the pods' caches would.
+    let (_, oracle_log) = run(&d, &precise_only_scenario(&trace, ZERO_LAG, "oracle"));
+    assert_eq!(picks(&zero_log), picks(&oracle_log));
+}
+
+fn epp_summary(name: &str, router: Option<&str>) -> Value {
+    let text =
+        std::fs::read_to_string(root().join("scenarios/epp").join(format!("{name}.yaml"))).unwrap();
+    let text = match router {
+        None => text,
+        Some(r) => {
+            let start = text.find("router:").unwrap();
+            let end = text.find("workload:").unwrap();
+            format!("{}{r}\n{}", &text[..start], &text[end..])
+        }
+    };
+    let d = tmp(&format!("epp-{name}-{}", router.is_some()));
+    run(&d, &text).0
+}
+
+#[test]
+fn prefix_aware_routing_beats_random_and_round_robin_on_shared_prefixes() {
+    let precise = epp_summary("precise_prefix", None)["hit_rate"]
+        .as_f64()
+        .unwrap();
+    let approx = epp_summary("inference_scheduling", None)["hit_rate"]
+        .as_f64()
+        .unwrap();
+    let random = epp_summary("random", None)["hit_rate"].as_f64().unwrap();
+    let rr = epp_summary("random", Some("router: {type: round-robin}"))["hit_rate"]
+        .as_f64()
+        .unwrap();
+    let load = epp_summary("load_only", None)["hit_rate"].as_f64().unwrap();
+    for (name, other) in [("random", random), ("round-robin", rr), ("load-only", load)] {
+        assert!(precise > other + 0.2, "precise {precise} vs {name} {other}");
+        assert!(
+            approx > other + 0.2,
+            "approximate {approx} vs {name} {other}"
+        );
+    }
+}
+
+#[test]
+fn load_terms_prevent_the_single_pod_collapse_of_a_shared_first_block() {
+    // Every Mooncake conversation request shares its first 512-token block.
+    let trace = root().join("traces/mooncake/conversation_trace.jsonl");
+    let first = std::fs::read_to_string(&trace).unwrap();
+    assert!(first
+        .lines()
+        .take(2000)
+        .all(|l| l.contains("\"hash_ids\": [0,") || l.contains("\"hash_ids\": [0]")));
+    let scenario = |scorers: &str| {
+        format!(
+            "pods:
+  - {{name: pod, count: 8, gpu: H100, model: Llama-3.1-8B}}
+router:
+  type: epp
+  kv_events: {ZERO_LAG}
+  config:
+    plugins:
+      - type: precise-prefix-cache-scorer
+      - type: kv-cache-utilization-scorer
+      - type: queue-scorer
+      - type: max-score-picker
+    schedulingProfiles:
+      - name: default
+        plugins: [{scorers}{{pluginRef: max-score-picker}}]
+workload:
+  trace: {{path: {}, format: mooncake}}
+  arrivals: {{type: poisson, rate_per_s: 3.4}}
+  num_requests: 300
+",
+            trace.display()
+        )
+    };
+    let d = tmp("collapse");
+    let only = run(&d, &scenario("{pluginRef: precise-prefix-cache-scorer}, ")).0;
+    let per_pod = requests_per_pod(&only);
+    assert_eq!(
+        per_pod.iter().max(),
+        Some(&300),
+        "pure prefix scoring: {per_pod:?}"
+    );
+    let with_load = run(
+        &d,
+        &scenario(
+            "{pluginRef: precise-prefix-cache-scorer, weight: 3}, {pluginRef: kv-cache-utilization-scorer, weight: 2}, {pluginRef: queue-scorer, weight: 2}, ",
+        ),
+    )
+    .0;
+    let per_pod = requests_per_pod(&with_load);
+    assert!(
+        *per_pod.iter().max().unwrap() < 150,
+        "with load terms: {per_pod:?}"
+    );
+    assert!(
+        per_pod.iter().filter(|&&n| n > 0).count() >= 4,
+        "with load terms: {per_pod:?}"
+    );
+}
