@@ -9,6 +9,8 @@
 pub mod epp_router;
 pub mod kv_lag;
 pub mod router;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};

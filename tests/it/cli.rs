@@ -218,3 +218,15 @@ fn hash_command_prints_vllm_hashes() {
     assert!(lines[0].ends_with(" 2233398808101521225"), "{out}");
     assert!(lines[1].ends_with(" 17911472383915781900"), "{out}");
 }
+
+#[test]
+fn epp_runs_are_byte_identical_for_the_same_seed() {
+    let a = tmp("det-epp-a");
+    let b = tmp("det-epp-b");
+    for d in [&a, &b] {
+        run_ok(&["run", "scenarios/epp/precise_prefix.yaml", "--quiet", "--out", d.to_str().unwrap()]);
+    }
+    for f in OUTPUTS {
+        assert_eq!(read(&a, f), read(&b, f), "{f} differs between two EPP runs with the same seed");
+    }
+}
