@@ -35,7 +35,11 @@ fn workload(seed: u64, n: usize) -> Vec<TraceRequest> {
             TraceRequest {
                 id,
                 arrival_ns: t,
-                prompt: Prompt::HashIds { ids, tokens_per_id: 64, n_tokens },
+                prompt: Prompt::HashIds {
+                    ids,
+                    tokens_per_id: 64,
+                    n_tokens,
+                },
                 output_len: rng.random_range(1..40),
                 session_id: None,
                 cache_salt: None,
@@ -50,7 +54,14 @@ fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> R
         "pods:\n  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}}}\n\
          workload: {{trace: {{path: unused.jsonl}}}}\n"
     );
-    let resolved = resolve_text("t.yaml".as_ref(), &text, ".".as_ref(), "t", &Overrides::default()).unwrap();
+    let resolved = resolve_text(
+        "t.yaml".as_ref(),
+        &text,
+        ".".as_ref(),
+        "t",
+        &Overrides::default(),
+    )
+    .unwrap();
     let rng = RngStreams::new(seed);
     let pods = resolved.build_pods(&rng);
     let routing = if epp {
@@ -72,9 +83,17 @@ fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> R
             refresh: SimDuration::from_ms(50),
         }
     } else {
-        Routing::Simple(Router::Random { rng: rng.stream("router") })
+        Routing::Simple(Router::Random {
+            rng: rng.stream("router"),
+        })
     };
-    Simulation::new(pods, routing, workload(seed, n).into_iter(), SimDuration::from_us(100)).run(&mut Monotone(0))
+    Simulation::new(
+        pods,
+        routing,
+        workload(seed, n).into_iter(),
+        SimDuration::from_us(100),
+    )
+    .run(&mut Monotone(0))
 }
 
 proptest! {
@@ -114,7 +133,10 @@ fn same_seed_same_run() {
     let a = simulate(9, 50, true, 200, true);
     let b = simulate(9, 50, true, 200, true);
     let key = |o: &RunOutput| -> Vec<(u64, u32, Option<u64>)> {
-        o.finished.iter().map(|c| (c.req.id, c.pod, c.req.times.last_token_ns)).collect()
+        o.finished
+            .iter()
+            .map(|c| (c.req.id, c.pod, c.req.times.last_token_ns))
+            .collect()
     };
     assert_eq!(key(&a), key(&b));
     assert_eq!(a.n_events, b.n_events);

@@ -224,9 +224,19 @@ fn epp_runs_are_byte_identical_for_the_same_seed() {
     let a = tmp("det-epp-a");
     let b = tmp("det-epp-b");
     for d in [&a, &b] {
-        run_ok(&["run", "scenarios/epp/precise_prefix.yaml", "--quiet", "--out", d.to_str().unwrap()]);
+        run_ok(&[
+            "run",
+            "scenarios/epp/precise_prefix.yaml",
+            "--quiet",
+            "--out",
+            d.to_str().unwrap(),
+        ]);
     }
     for f in OUTPUTS {
-        assert_eq!(read(&a, f), read(&b, f), "{f} differs between two EPP runs with the same seed");
+        assert_eq!(
+            read(&a, f),
+            read(&b, f),
+            "{f} differs between two EPP runs with the same seed"
+        );
     }
 }
