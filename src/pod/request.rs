@@ -13,8 +13,24 @@ pub enum ReqStatus {
     Running,
     /// Preempted (recompute); back in the waiting queue.
     Preempted,
+    /// P/D decode side: blocks allocated, waiting for the KV pull from the prefill pod.
+    WaitingForRemoteKvs,
     /// Done (length-capped).
     Finished,
+}
+
+/// A request's part in P/D disaggregation (vLLM's `kv_transfer_params`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvTransfer {
+    /// Served entirely by this pod.
+    #[default]
+    Local,
+    /// Prefill side (`do_remote_decode`): on finish, keep the blocks for the
+    /// decode pod to pull instead of freeing them.
+    Produce,
+    /// Decode side (`do_remote_prefill`): pull what the local prefix cache
+    /// lacks from the prefill pod, then recompute the last prompt token.
+    Consume,
 }
 
 /// What the engine emits as output tokens.
@@ -72,6 +88,8 @@ pub struct PodRequest {
     pub num_scheduled_tokens_total: u64,
     /// Simulated timestamps, filled in by the timed pod.
     pub times: RequestTimes,
+    /// P/D role of this request on this pod.
+    pub kv_transfer: KvTransfer,
 }
 
 /// When things happened to a request, in ns since scenario start.
@@ -135,6 +153,7 @@ impl PodRequest {
             num_cached_tokens: None,
             num_scheduled_tokens_total: 0,
             times: RequestTimes::default(),
+            kv_transfer: KvTransfer::Local,
         }
     }
 

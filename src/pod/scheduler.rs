@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use super::latency::StepShape;
-use super::request::{PodRequest, ReqStatus};
+use super::request::{KvTransfer, PodRequest, ReqStatus};
 use crate::compat::VllmVersion;
 use crate::kv::block_pool::BlockPool;
 use crate::kv::events::KvEvent;
@@ -111,6 +111,21 @@ pub struct StepPlan {
     /// [0.11] KV events published at the end of `schedule()` (0.33 publishes
     /// them after the step's output is processed, in [`StepOutcome::events`]).
     pub events: Vec<KvEvent>,
+    /// P/D decode side: requests whose blocks were allocated this call and
+    /// whose KV must now be pulled from the prefill pod.
+    pub kv_loads: Vec<KvLoad>,
+}
+
+/// A KV pull the decode pod must perform (vLLM's `start_load_kv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvLoad {
+    /// The waiting request.
+    pub slot: ReqSlot,
+    /// Its workload id.
+    pub request_id: u64,
+    /// Blocks to pull: the newly allocated (unhashed) ones, i.e.
+    /// `ceil(L/bs) − floor(local_hit/bs)`.
+    pub n_blocks: u32,
 }
 
 /// A request that finished in `update_from_output`, removed from the scheduler.
@@ -152,6 +167,10 @@ pub struct Scheduler {
     n_preemptions: u64,
     watermark_blocks: u32,
     scratch_blocks: Vec<u32>,
+    /// P/D: decode-side requests whose KV pull completed (vLLM `finished_recving`).
+    finished_recving: Vec<ReqSlot>,
+    /// P/D: prefill-side blocks held for a decode pod, by request id.
+    held: std::collections::BTreeMap<u64, Vec<u32>>,
 }
 
 impl Scheduler {
@@ -178,6 +197,8 @@ impl Scheduler {
             n_preemptions: 0,
             watermark_blocks,
             scratch_blocks: Vec::new(),
+            finished_recving: Vec::new(),
+            held: std::collections::BTreeMap::new(),
         }
     }
 
@@ -280,6 +301,31 @@ impl Scheduler {
         self.n_preemptions
     }
 
+    /// P/D decode side: the KV pull of `slot` finished; the next `schedule()`
+    /// caches its blocks and makes it runnable.
+    pub fn mark_kv_received(&mut self, slot: ReqSlot) {
+        if self.live(slot).is_some() {
+            self.finished_recving.push(slot);
+        }
+    }
+
+    /// P/D prefill side: frees the blocks held for request `id` (the decode
+    /// pod's notification, or the hold timeout). False if none were held.
+    pub fn release_held(&mut self, id: u64) -> bool {
+        match self.held.remove(&id) {
+            Some(blocks) => {
+                self.pool.free_blocks(blocks.iter().rev().copied());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// P/D prefill side: requests whose blocks are held.
+    pub fn n_held(&self) -> usize {
+        self.held.len()
+    }
+
     /// Drains KV events queued in the block pool right now (for an idealised
     /// zero-lag publisher; vLLM itself publishes once per step).
     pub fn take_events_now(&mut self) -> Vec<KvEvent> {
@@ -324,7 +370,8 @@ impl Scheduler {
             }
             let mut allocated = false;
             loop {
-                if self.allocate_slots(slot, n, &[], 0, false, !plan.scheduled.is_empty()) {
+                if self.allocate_slots(slot, n, &[], 0, 0, false, false, !plan.scheduled.is_empty())
+                {
                     allocated = true;
                     break;
                 }
@@ -359,11 +406,21 @@ impl Scheduler {
 
         // 2) WAITING requests, only if nothing was preempted.
         if plan.preempted.is_empty() {
+            // Requests skipped this call go back to the head of the queue.
+            let mut skipped: VecDeque<ReqSlot> = VecDeque::new();
             while budget > 0 && !self.waiting.is_empty() {
                 if self.running.len() as u32 == self.cfg.max_num_seqs {
                     break;
                 }
                 let slot = *self.waiting.front().expect("non-empty");
+                if self.req(slot).status == ReqStatus::WaitingForRemoteKvs {
+                    if !self.take_finished_recving(slot) {
+                        self.waiting.pop_front();
+                        skipped.push_front(slot);
+                        continue;
+                    }
+                    self.update_waiting_for_remote_kv(slot);
+                }
                 let mut hit_blocks = std::mem::take(&mut self.scratch_blocks);
                 hit_blocks.clear();
                 let (n_hit, looked_up) = if self.req(slot).num_computed_tokens == 0 {
@@ -381,17 +438,28 @@ impl Scheduler {
                     self.stats.queries += num_tokens as u64;
                     self.stats.hits += n_hit as u64;
                 }
-                let num_computed = n_hit; // + external tokens (P/D)
-                let mut n = num_tokens - num_computed;
-                let thr = self.cfg.long_prefill_token_threshold;
-                if 0 < thr && thr < n {
-                    n = thr;
+                // P/D decode side: everything the local cache lacks comes from
+                // the prefill pod, asynchronously (`get_num_new_matched_tokens`).
+                let load_async = looked_up && self.req(slot).kv_transfer == KvTransfer::Consume;
+                let n_external = if load_async { num_tokens - n_hit } else { 0 };
+                let num_computed = if looked_up {
+                    n_hit + n_external
+                } else {
+                    self.req(slot).num_computed_tokens
+                };
+                let mut n = 0;
+                if !load_async {
+                    n = num_tokens - num_computed;
+                    let thr = self.cfg.long_prefill_token_threshold;
+                    if 0 < thr && thr < n {
+                        n = thr;
+                    }
+                    if !self.cfg.enable_chunked_prefill && n > budget {
+                        self.scratch_blocks = hit_blocks;
+                        break;
+                    }
+                    n = n.min(budget);
                 }
-                if !self.cfg.enable_chunked_prefill && n > budget {
-                    self.scratch_blocks = hit_blocks;
-                    break;
-                }
-                n = n.min(budget);
                 let full_must_fit =
                     self.cfg.version == VllmVersion::V0_33 && self.cfg.scheduler_reserve_full_isl;
                 let ok = self.allocate_slots(
@@ -399,6 +467,8 @@ impl Scheduler {
                     n,
                     &hit_blocks,
                     n_hit,
+                    n_external,
+                    load_async,
                     full_must_fit,
                     !plan.scheduled.is_empty(),
                 );
@@ -410,12 +480,12 @@ impl Scheduler {
                         admitted: ok,
                     });
                 }
+                let n_hit_blocks = hit_blocks.len() as u32;
                 self.scratch_blocks = hit_blocks;
                 if !ok {
                     break;
                 }
                 self.waiting.pop_front();
-                self.running.push(slot);
                 let version = self.cfg.version;
                 let caching = self.cfg.enable_prefix_caching;
                 let r = self.req_mut(slot);
@@ -434,14 +504,32 @@ impl Scheduler {
                     }
                 }
                 let r = self.req_mut(slot);
+                if r.num_cached_tokens.is_none() {
+                    r.num_cached_tokens = Some(n_hit);
+                }
+                if load_async {
+                    // Holds its blocks while the KV arrives; not running yet.
+                    r.status = ReqStatus::WaitingForRemoteKvs;
+                    let n_blocks = r.blocks.len() as u32 - n_hit_blocks;
+                    plan.kv_loads.push(KvLoad {
+                        slot,
+                        request_id: r.id,
+                        n_blocks,
+                    });
+                    skipped.push_front(slot);
+                    continue;
+                }
                 r.status = ReqStatus::Running;
                 r.num_computed_tokens = num_computed;
-                if r.num_cached_tokens.is_none() {
-                    r.num_cached_tokens = Some(num_computed);
-                }
+                self.running.push(slot);
                 plan.scheduled.push((slot, n));
                 plan.samples.push(false);
                 budget -= n;
+            }
+            // vLLM prepends each skipped request to a side queue, then that
+            // queue (in its order) to the waiting queue.
+            for s in skipped.into_iter().rev() {
+                self.waiting.push_front(s);
             }
         }
 
@@ -520,7 +608,16 @@ impl Scheduler {
                 } else {
                     self.waiting.retain(|&s| s != slot);
                 }
-                self.free_request_blocks(slot);
+                if self.req(slot).kv_transfer == KvTransfer::Produce {
+                    // vLLM `request_finished` → delay_free_blocks: keep them
+                    // (already cached) until the decode pod has pulled them.
+                    let r = self.req_mut(slot);
+                    let blocks = std::mem::take(&mut r.blocks);
+                    let id = r.id;
+                    self.held.insert(id, blocks);
+                } else {
+                    self.free_request_blocks(slot);
+                }
                 let mut req = self.reqs[slot.idx as usize].take().expect("live");
                 req.status = ReqStatus::Finished;
                 self.free_slots.push(slot.idx);
@@ -597,12 +694,14 @@ impl Scheduler {
         n_new: u32,
         hit_blocks: &[u32],
         n_hit: u32,
+        n_external: u32,
+        delay_cache: bool,
         full_sequence_must_fit: bool,
         has_scheduled_reqs: bool,
     ) -> bool {
         let r = self.req(slot);
         let local_computed = r.num_computed_tokens + n_hit;
-        let total_computed = local_computed.min(self.cfg.max_model_len);
+        let total_computed = (local_computed + n_external).min(self.cfg.max_model_len);
         let watermark = if has_scheduled_reqs
             && matches!(r.status, ReqStatus::Waiting | ReqStatus::Preempted)
             && self.cfg.version == VllmVersion::V0_33
@@ -638,12 +737,41 @@ impl Scheduler {
             self.pool.get_new_blocks(n_more, &mut fresh);
             self.req_mut(slot).blocks.extend_from_slice(&fresh);
         }
-        if self.cfg.enable_prefix_caching {
+        if self.cfg.enable_prefix_caching && !delay_cache {
             let r = self.req(slot);
             let n_cache = (total_computed + n_new).min(r.num_tokens());
             self.cache_blocks(slot, n_cache);
         }
         true
+    }
+
+    fn take_finished_recving(&mut self, slot: ReqSlot) -> bool {
+        match self.finished_recving.iter().position(|&s| s == slot) {
+            Some(i) => {
+                self.finished_recving.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// vLLM's `_update_waiting_for_remote_kv`: the pulled blocks become
+    /// cached, and the last prompt token is left to recompute.
+    fn update_waiting_for_remote_kv(&mut self, slot: ReqSlot) {
+        let bs = self.cfg.block_size;
+        let r = self.req(slot);
+        let mut n = (r.blocks.len() as u32 * bs).min(r.num_tokens());
+        if n == r.num_tokens() {
+            n -= 1;
+        }
+        self.cache_blocks(slot, n);
+        let r = self.req_mut(slot);
+        r.num_computed_tokens = n;
+        r.status = if r.num_preemptions > 0 {
+            ReqStatus::Preempted
+        } else {
+            ReqStatus::Waiting
+        };
     }
 
     /// Caches the request's blocks that are full within its first `n_tokens` tokens.

@@ -249,3 +249,63 @@ proptest! {
         prop_assert_eq!(s.pool().n_free(), blocks - 1);
     }
 }
+
+#[test]
+fn pd_decode_pod_pulls_only_the_blocks_it_lacks_and_recomputes_the_last_token() {
+    use super::request::KvTransfer;
+    // Decode pod D already caches the first 64 tokens (4 blocks) of a 128-token prompt.
+    let mut d = Scheduler::new(cfg(100, 2048, VllmVersion::V0_33), BlockHasher::Fast);
+    let prompt: Vec<u32> = (0..128).collect();
+    let warm = req(
+        &d,
+        0,
+        prompt[..64].iter().copied().chain(900..910).collect(),
+        1,
+    );
+    d.add_request(warm);
+    drain(&mut d);
+    let mut r = req(&d, 1, prompt.clone(), 3);
+    r.kv_transfer = KvTransfer::Consume;
+    let slot = d.add_request(r);
+    let p = d.schedule();
+    // 8 blocks for 128 tokens, 4 hit locally: pull exactly the other 4.
+    assert_eq!(p.kv_loads.len(), 1);
+    assert_eq!(p.kv_loads[0].n_blocks, 4);
+    assert_eq!(p.lookups[0].hit_tokens, 64);
+    assert!(p.scheduled.is_empty(), "nothing runs until the KV arrives");
+    d.update_from_output(&p);
+    // Still waiting: no transfer completed.
+    let p = d.schedule();
+    assert!(p.scheduled.is_empty() && p.kv_loads.is_empty());
+    d.update_from_output(&p);
+    d.mark_kv_received(slot);
+    let p = d.schedule();
+    // Recompute the last prompt token only, and sample the first output token.
+    assert_eq!(p.scheduled, vec![(slot, 1)]);
+    assert_eq!(p.samples, vec![true]);
+    let o = d.update_from_output(&p);
+    assert_eq!(o.first_token, vec![slot]);
+    drain(&mut d);
+    d.check_invariants().unwrap();
+}
+
+#[test]
+fn pd_prefill_pod_holds_blocks_until_released() {
+    use super::request::KvTransfer;
+    let mut p = Scheduler::new(cfg(20, 2048, VllmVersion::V0_33), BlockHasher::Fast);
+    let mut r = req(&p, 7, (0..100).collect(), 1);
+    r.kv_transfer = KvTransfer::Produce;
+    p.add_request(r);
+    drain(&mut p);
+    // 7 blocks stay referenced after the request finished.
+    assert_eq!(p.n_held(), 1);
+    assert_eq!(p.pool().n_free(), 19 - 7);
+    p.check_invariants().unwrap();
+    assert!(p.release_held(7));
+    assert!(!p.release_held(7));
+    assert_eq!(p.pool().n_free(), 19);
+    // Released blocks stay cached: a repeat hits all but the last partial block.
+    let r = req(&p, 8, (0..100).collect(), 1);
+    p.add_request(r);
+    assert_eq!(p.schedule().lookups[0].hit_tokens, 96);
+}
