@@ -116,6 +116,25 @@ pub struct StepPlan {
     pub kv_loads: Vec<KvLoad>,
 }
 
+/// Arguments of [`Scheduler::allocate_slots`] (vLLM's keyword arguments).
+#[derive(Clone, Copy, Debug, Default)]
+struct Alloc<'a> {
+    /// Tokens to compute this step.
+    n_new: u32,
+    /// Prefix-hit blocks found by the lookup.
+    hit_blocks: &'a [u32],
+    /// Tokens they cover.
+    n_hit: u32,
+    /// Tokens a KV connector will load (P/D).
+    n_external: u32,
+    /// Do not cache yet (the blocks' KV is still arriving).
+    delay_cache: bool,
+    /// [0.33] admission gate: the whole sequence must fit.
+    full_sequence_must_fit: bool,
+    /// Whether some request is already scheduled (the watermark applies).
+    has_scheduled_reqs: bool,
+}
+
 /// A KV pull the decode pod must perform (vLLM's `start_load_kv`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLoad {
@@ -462,16 +481,16 @@ impl Scheduler {
                 }
                 let full_must_fit =
                     self.cfg.version == VllmVersion::V0_33 && self.cfg.scheduler_reserve_full_isl;
-                let ok = self.allocate_slots(
-                    slot,
-                    n,
-                    &hit_blocks,
+                let a = Alloc {
+                    n_new: n,
+                    hit_blocks: &hit_blocks,
                     n_hit,
                     n_external,
-                    load_async,
-                    full_must_fit,
-                    !plan.scheduled.is_empty(),
-                );
+                    delay_cache: load_async,
+                    full_sequence_must_fit: full_must_fit,
+                    has_scheduled_reqs: !plan.scheduled.is_empty(),
+                };
+                let ok = self.allocate_slots(slot, a);
                 if looked_up {
                     plan.lookups.push(Lookup {
                         slot,
@@ -688,17 +707,16 @@ impl Scheduler {
     /// vLLM's `allocate_slots` for `n_new` tokens after `n_hit` prefix-hit
     /// tokens in `hit_blocks`. Returns false (changing nothing) if the blocks
     /// do not fit.
-    fn allocate_slots(
-        &mut self,
-        slot: ReqSlot,
-        n_new: u32,
-        hit_blocks: &[u32],
-        n_hit: u32,
-        n_external: u32,
-        delay_cache: bool,
-        full_sequence_must_fit: bool,
-        has_scheduled_reqs: bool,
-    ) -> bool {
+    fn allocate_slots(&mut self, slot: ReqSlot, a: Alloc<'_>) -> bool {
+        let Alloc {
+            n_new,
+            hit_blocks,
+            n_hit,
+            n_external,
+            delay_cache,
+            full_sequence_must_fit,
+            has_scheduled_reqs,
+        } = a;
         let r = self.req(slot);
         let local_computed = r.num_computed_tokens + n_hit;
         let total_computed = (local_computed + n_external).min(self.cfg.max_model_len);
