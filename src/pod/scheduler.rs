@@ -389,8 +389,12 @@ impl Scheduler {
             }
             let mut allocated = false;
             loop {
-                if self.allocate_slots(slot, n, &[], 0, 0, false, false, !plan.scheduled.is_empty())
-                {
+                let a = Alloc {
+                    n_new: n,
+                    has_scheduled_reqs: !plan.scheduled.is_empty(),
+                    ..Alloc::default()
+                };
+                if self.allocate_slots(slot, a) {
                     allocated = true;
                     break;
                 }
