@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use super::latency::StepTimeModel;
 use super::request::PodRequest;
-use super::scheduler::{Finished, Scheduler, StepPlan};
+use super::scheduler::{Finished, KvLoad, ReqSlot, Scheduler, StepPlan};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::kv::events::KvEvent;
 use crate::metrics::histogram::LogHistogram;
@@ -101,6 +101,10 @@ pub struct Pod {
     next_sample_ns: u64,
     outbox: Vec<KvEvent>,
     publish_immediately: bool,
+    /// P/D decode side: KV pulls to start (drained by the cluster).
+    kv_loads: Vec<KvLoad>,
+    /// P/D decode side: pulls finished while a step ran; reported at its end.
+    recv_pending: Vec<ReqSlot>,
 }
 
 impl Pod {
@@ -131,7 +135,32 @@ impl Pod {
             next_sample_ns: 0,
             outbox: Vec::new(),
             publish_immediately: false,
+            kv_loads: Vec::new(),
+            recv_pending: Vec::new(),
         }
+    }
+
+    /// P/D decode side: KV pulls that admissions since the last call require.
+    pub fn take_kv_loads(&mut self) -> Vec<KvLoad> {
+        std::mem::take(&mut self.kv_loads)
+    }
+
+    /// P/D decode side: the pull of `slot` completed at `now`. vLLM polls
+    /// transfers once per step, so a busy pod learns of it at the end of its
+    /// current step; an idle pod starts a step now (returning its end).
+    pub fn kv_received(&mut self, slot: ReqSlot, now: SimTime) -> Option<SimTime> {
+        if self.in_flight.is_empty() {
+            self.sched.mark_kv_received(slot);
+            self.fill(now);
+            return self.in_flight.front().map(|&(_, end)| end);
+        }
+        self.recv_pending.push(slot);
+        None
+    }
+
+    /// P/D prefill side: frees the blocks held for request `id`.
+    pub fn release_held(&mut self, id: u64) -> bool {
+        self.sched.release_held(id)
     }
 
     /// Publish KV events the moment the block pool changes, not once per step.
@@ -219,6 +248,9 @@ impl Pod {
         if self.publish_immediately {
             self.outbox.extend(self.sched.take_events_now());
         }
+        for slot in std::mem::take(&mut self.recv_pending) {
+            self.sched.mark_kv_received(slot);
+        }
         self.fill(now);
         self.maybe_sample(now);
         StepEndOutput {
@@ -232,6 +264,7 @@ impl Pod {
         while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
             let mut plan = self.sched.schedule();
             self.outbox.append(&mut plan.events);
+            self.kv_loads.append(&mut plan.kv_loads);
             if self.publish_immediately {
                 self.outbox.extend(self.sched.take_events_now());
             }
