@@ -162,14 +162,26 @@ impl EppRouter {
         source: IndexSource,
     ) -> EppRouter {
         let (index, index_block_size) = match cfg.precise_prefix.first() {
-            Some((pc, settings)) => (
-                Some(KvIndex::new(IndexConfig {
+            Some((pc, settings)) => {
+                let icfg = IndexConfig {
                     size: settings.size as usize,
                     pod_cache_size: settings.pod_cache_size as usize,
                     ..IndexConfig::default()
-                })),
-                pc.block_size_tokens,
-            ),
+                };
+                // Without speculative entries the index holds at most the
+                // pods' cached blocks: bound it so the LRU bookkeeping can go.
+                let ix = match pc.speculative_ttl_ns {
+                    None => {
+                        let bound: u64 = pods
+                            .iter()
+                            .map(|p| p.scheduler().config().num_gpu_blocks as u64)
+                            .sum();
+                        KvIndex::with_key_bound(icfg, bound)
+                    }
+                    Some(_) => KvIndex::new(icfg),
+                };
+                (Some(ix), pc.block_size_tokens)
+            }
             None => (None, 16),
         };
         EppRouter {
@@ -216,9 +228,9 @@ impl EppRouter {
     }
 
     /// Applies a batch of a pod's KV events to the index.
-    pub fn apply_events(&mut self, pod: u32, events: &[crate::index::KvEvent]) {
+    pub fn apply_events(&mut self, pod: u32, events: &[crate::kv::events::KvEvent]) {
         if let Some(ix) = &mut self.index {
-            ix.apply(EndpointId(pod), &self.model, events);
+            ix.apply_engine_events(EndpointId(pod), &self.model, events);
         }
     }
 

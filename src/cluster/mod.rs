@@ -48,10 +48,7 @@ enum Event {
     /// A pod's in-flight step ends.
     StepEnd { pod: u32 },
     /// A batch of a pod's KV events is applied to the router's index.
-    IndexUpdate {
-        pod: u32,
-        events: Vec<crate::index::KvEvent>,
-    },
+    IndexUpdate { pod: u32, events: Vec<PodKvEvent> },
     /// The router scrapes pod metrics.
     MetricsScrape,
 }
@@ -191,7 +188,6 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             return;
         }
         let t = pipeline.delivery_ns(pod as usize, now.as_ns(), events.len());
-        let events = events.into_iter().map(to_index_event).collect();
         self.queue.push(
             SimTime(t),
             EventClass::IndexUpdate,
@@ -389,26 +385,5 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             sched.hasher(),
             self.block_size_of[pod],
         )
-    }
-}
-
-/// A pod's event as the index's ingestion sees it (GPU tier, no tokens).
-fn to_index_event(e: PodKvEvent) -> crate::index::KvEvent {
-    match e {
-        PodKvEvent::BlockStored {
-            block_hashes,
-            parent_block_hash,
-            ..
-        } => crate::index::KvEvent::BlockStored {
-            block_hashes,
-            parent: parent_block_hash,
-            tokens: None,
-            medium: None,
-        },
-        PodKvEvent::BlockRemoved { block_hashes } => crate::index::KvEvent::BlockRemoved {
-            block_hashes,
-            medium: None,
-        },
-        PodKvEvent::AllBlocksCleared => crate::index::KvEvent::AllBlocksCleared,
     }
 }

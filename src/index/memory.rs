@@ -122,18 +122,95 @@ pub struct KvIndex {
     cfg: IndexConfig,
     models: Vec<String>,
     model_ids: FxHashMap<String, u32>,
-    data: LruMap<(u32, u64), PodCache>,
+    data: Store,
+}
+
+/// The key store: an LRU bounded by `size`, or a plain map when the caller
+/// guarantees the bound can never be reached (then LRU order is unobservable
+/// and maintaining it is wasted work).
+enum Store {
+    Lru(LruMap<(u32, u64), PodCache>),
+    Plain(FxHashMap<(u32, u64), PodCache>),
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        match self {
+            Store::Lru(m) => m.len(),
+            Store::Plain(m) => m.len(),
+        }
+    }
+    fn get_or_insert_default(&mut self, k: (u32, u64)) -> &mut PodCache {
+        match self {
+            Store::Lru(m) => m.get_or_insert_default(k),
+            Store::Plain(m) => m.entry(k).or_default(),
+        }
+    }
+    fn peek_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
+        match self {
+            Store::Lru(m) => m.peek_mut(k),
+            Store::Plain(m) => m.get_mut(k),
+        }
+    }
+    fn get_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
+        match self {
+            Store::Lru(m) => m.get_mut(k),
+            Store::Plain(m) => m.get_mut(k),
+        }
+    }
+    fn peek(&self, k: &(u32, u64)) -> Option<&PodCache> {
+        match self {
+            Store::Lru(m) => m.peek(k),
+            Store::Plain(m) => m.get(k),
+        }
+    }
+    fn remove(&mut self, k: &(u32, u64)) {
+        match self {
+            Store::Lru(m) => {
+                m.remove(k);
+            }
+            Store::Plain(m) => {
+                m.remove(k);
+            }
+        }
+    }
+    /// Keys, least recently used first (plain: sorted, for determinism).
+    fn keys_lru_order(&self) -> Vec<(u32, u64)> {
+        match self {
+            Store::Lru(m) => m.keys_lru_order(),
+            Store::Plain(m) => {
+                let mut k: Vec<(u32, u64)> = m.keys().copied().collect();
+                k.sort_unstable();
+                k
+            }
+        }
+    }
 }
 
 impl KvIndex {
     /// An empty index.
     pub fn new(cfg: IndexConfig) -> Self {
-        let data = LruMap::new(cfg.size);
+        let data = Store::Lru(LruMap::new(cfg.size));
         KvIndex {
             cfg,
             models: Vec::new(),
             model_ids: FxHashMap::default(),
             data,
+        }
+    }
+
+    /// An index whose caller guarantees it never holds more than `max_keys`
+    /// keys (e.g. the pods' total block count with speculative entries off):
+    /// when that is within `cfg.size`, the LRU can never evict, so a plain map
+    /// gives identical results faster.
+    pub fn with_key_bound(cfg: IndexConfig, max_keys: u64) -> Self {
+        if max_keys <= cfg.size as u64 {
+            KvIndex {
+                data: Store::Plain(FxHashMap::default()),
+                ..KvIndex::new(cfg)
+            }
+        } else {
+            KvIndex::new(cfg)
         }
     }
 
@@ -228,6 +305,36 @@ impl KvIndex {
                     }
                 }
                 KvEvent::AllBlocksCleared => {
+                    if self.cfg.cleared == ClearedPolicy::RemovePod {
+                        self.remove_pod(pod);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies events exactly as a vLLM engine emitted them (the simulator's
+    /// path: no wire decoding, GPU tier).
+    pub fn apply_engine_events(
+        &mut self,
+        pod: EndpointId,
+        model: &str,
+        events: &[crate::kv::events::KvEvent],
+    ) {
+        use crate::kv::events::KvEvent as E;
+        let m = self.model_id(model);
+        let e = PodEntry {
+            pod,
+            tier: Tier::Gpu,
+            speculative: false,
+        };
+        for ev in events {
+            match ev {
+                E::BlockStored { block_hashes, .. } => {
+                    self.add_with_expiry(m, block_hashes, &[e], u64::MAX)
+                }
+                E::BlockRemoved { block_hash } => self.evict_m(m, *block_hash, &[e]),
+                E::AllBlocksCleared => {
                     if self.cfg.cleared == ClearedPolicy::RemovePod {
                         self.remove_pod(pod);
                     }

@@ -161,9 +161,7 @@ impl BlockPool {
         if removed {
             self.n_blocks_removed += 1;
             if self.emit_events {
-                self.events.push(KvEvent::BlockRemoved {
-                    block_hashes: vec![h],
-                });
+                self.events.push(KvEvent::BlockRemoved { block_hash: h });
             }
         }
     }

@@ -12,10 +12,11 @@ pub enum KvEvent {
         /// Tokens per block.
         block_size: u32,
     },
-    /// One evicted block (vLLM emits one event per evicted block).
+    /// One evicted block (vLLM emits one event per evicted block, whose
+    /// `block_hashes` list therefore always holds exactly one hash).
     BlockRemoved {
         /// Hash of the evicted block.
-        block_hashes: Vec<u64>,
+        block_hash: u64,
     },
     /// The whole prefix cache was reset.
     AllBlocksCleared,
@@ -34,9 +35,8 @@ impl KvEvent {
     /// The block hashes the event carries (empty for `AllBlocksCleared`).
     pub fn block_hashes(&self) -> &[u64] {
         match self {
-            KvEvent::BlockStored { block_hashes, .. } | KvEvent::BlockRemoved { block_hashes } => {
-                block_hashes
-            }
+            KvEvent::BlockStored { block_hashes, .. } => block_hashes,
+            KvEvent::BlockRemoved { block_hash } => std::slice::from_ref(block_hash),
             KvEvent::AllBlocksCleared => &[],
         }
     }
