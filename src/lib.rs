@@ -16,3 +16,4 @@ pub mod pod;
 pub mod report;
 pub mod scenario;
 pub mod trace;
+pub mod transfer;

@@ -129,12 +129,14 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
             }
         }
     };
+    let pd = resolved.build_pd();
     let sim = Simulation::new(
         pods,
         routing,
         workload,
         SimDuration::from_us(resolved.routing_latency_us),
     )
+    .with_pd(pd)
     .with_horizon(
         resolved
             .horizon_s

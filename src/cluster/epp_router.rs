@@ -234,8 +234,14 @@ impl EppRouter {
         }
     }
 
-    /// Picks the pod for `req` at `now_ns`; `None` when no endpoint qualifies.
-    pub fn route(&mut self, req: &TraceRequest, pods: &[Pod], now_ns: u64) -> Option<u32> {
+    /// Picks the pod for `req` at `now_ns` and, when the profile handler
+    /// chose P/D, the prefill pod; `None` when no endpoint qualifies.
+    pub fn route(
+        &mut self,
+        req: &TraceRequest,
+        pods: &[Pod],
+        now_ns: u64,
+    ) -> Option<(u32, Option<u32>)> {
         self.keys.clear();
         let mut chain = ChainState::default();
         self.hasher.prompt_keys(
@@ -300,13 +306,14 @@ impl EppRouter {
             self.sched.pre_request(&mut pctx, &rv, &res);
         }
         let target = res.primary_target()?.0;
+        let prefill = res.prefill_target().map(|e| e.0).filter(|&p| p != target);
         self.in_flight[target as usize].0 += 1;
         self.in_flight[target as usize].1 += req.prompt.n_tokens() as u64 + req.output_len as u64;
         self.n_decisions += 1;
         if self.log.is_some() {
             self.record(req.id, now_ns, &res, pods);
         }
-        Some(target)
+        Some((target, prefill))
     }
 
     /// A request finished on `pod`.

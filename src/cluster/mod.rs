@@ -51,6 +51,32 @@ enum Event {
     IndexUpdate { pod: u32, events: Vec<PodKvEvent> },
     /// The router scrapes pod metrics.
     MetricsScrape,
+    /// The transfer network may have completions due (stale if `gen` is old).
+    TransferWake { gen: u64 },
+    /// A prefill pod's hold on a request's blocks expires.
+    HoldTimeout { pod: u32, request_id: u64 },
+}
+
+/// P/D disaggregation: the NIXL transfer network and each pod's KV shape.
+pub struct PdSetup {
+    /// Links and in-flight transfers.
+    pub net: crate::transfer::net::TransferNet,
+    /// Per pod, the shape that sizes transfers into it.
+    pub shapes: Vec<crate::transfer::KvShape>,
+    /// Prefill-side block hold timeout (vLLM 0.11: 120 s); `None` when the
+    /// decode pod's heartbeats keep the lease alive (0.33).
+    pub hold_timeout: Option<SimDuration>,
+}
+
+/// A request split between a prefill and a decode pod, between routing and
+/// the end of its KV pull.
+struct PdFlow {
+    decode: u32,
+    prefill: u32,
+    /// The decode leg, sent when the prefill leg finishes.
+    decode_leg: Option<Box<PodRequest>>,
+    /// The decode leg's slot on the decode pod, once it asked for the KV.
+    transfer: Option<crate::transfer::net::TransferId>,
 }
 
 /// Why a request did not complete.
@@ -122,6 +148,13 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     horizon: Option<SimTime>,
     block_size_of: Vec<u32>,
     max_model_len_of: Vec<u32>,
+    pd: Option<PdSetup>,
+    flows: rustc_hash::FxHashMap<u64, PdFlow>,
+    pulls: rustc_hash::FxHashMap<
+        crate::transfer::net::TransferId,
+        (u32, crate::pod::scheduler::ReqSlot, u64),
+    >,
+    net_gen_scheduled: u64,
 }
 
 impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
@@ -156,7 +189,17 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             horizon: None,
             block_size_of,
             max_model_len_of,
+            pd: None,
+            flows: Default::default(),
+            pulls: Default::default(),
+            net_gen_scheduled: u64::MAX,
         }
+    }
+
+    /// Enables P/D disaggregation (the EPP's prefill profile picks a prefill pod).
+    pub fn with_pd(mut self, pd: Option<PdSetup>) -> Self {
+        self.pd = pd;
+        self
     }
 
     /// Stops processing events after `t` (requests still in flight are reported).
@@ -172,6 +215,74 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             self.queue
                 .push(t, EventClass::Arrival, Event::Arrival(Box::new(r)));
             self.arrival_pending = true;
+        }
+    }
+
+    /// Work every pod call may leave: KV events to publish, KV pulls to start.
+    fn after_pod_call(&mut self, pod: u32, now: SimTime) {
+        self.publish(pod, now);
+        let loads = self.pods[pod as usize].take_kv_loads();
+        if loads.is_empty() {
+            return;
+        }
+        let Some(pd) = &mut self.pd else { return };
+        for l in loads {
+            let Some(f) = self.flows.get_mut(&l.request_id) else {
+                continue;
+            };
+            let id = pd.net.start(
+                now,
+                f.prefill,
+                pod,
+                l.n_blocks as u64,
+                &pd.shapes[pod as usize],
+            );
+            f.transfer = Some(id);
+            self.pulls.insert(id, (pod, l.slot, l.request_id));
+        }
+        self.schedule_transfer_wake();
+    }
+
+    /// Keeps one wake-up queued at the network's next change.
+    fn schedule_transfer_wake(&mut self) {
+        let Some(pd) = &self.pd else { return };
+        let gen = pd.net.generation();
+        if gen == self.net_gen_scheduled {
+            return;
+        }
+        if let Some(t) = pd.net.next_wakeup() {
+            self.queue.push(
+                t.max(self.queue.now()),
+                EventClass::TransferDone,
+                Event::TransferWake { gen },
+            );
+            self.net_gen_scheduled = gen;
+        }
+    }
+
+    /// The prefill leg of `id` finished on `pod`: its blocks are held, and the
+    /// sidecar now sends the original request to the decode pod.
+    fn prefill_done(&mut self, pod: u32, id: u64, now: SimTime) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if let Some(leg) = f.decode_leg.take() {
+            let d = f.decode;
+            self.queue.push(
+                now,
+                EventClass::Dispatch,
+                Event::Dispatch { pod: d, req: leg },
+            );
+        }
+        if let Some(t) = self.pd.as_ref().and_then(|pd| pd.hold_timeout) {
+            self.queue.push(
+                now.add(t),
+                EventClass::Dispatch,
+                Event::HoldTimeout {
+                    pod,
+                    request_id: id,
+                },
+            );
         }
     }
 
@@ -217,25 +328,30 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             match ev {
                 Event::Arrival(tr) => {
                     self.push_next_arrival();
-                    let pod = match &mut self.routing {
-                        Routing::Simple(r) => r.pick(self.pods.len()) as u32,
-                        Routing::Epp { router, .. } => {
-                            match router.route(&tr, &self.pods, now.as_ns()) {
-                                Some(p) => p,
-                                None => {
-                                    not_finished.push(IncompleteRequest {
-                                        id: tr.id,
-                                        pod: None,
-                                        rejection: Some(Rejection::NoEndpoint),
-                                    });
-                                    continue;
-                                }
-                            }
+                    let decision = match &mut self.routing {
+                        Routing::Simple(r) => {
+                            let eligible: Vec<u32> = (0..self.pods.len() as u32)
+                                .filter(|&i| {
+                                    self.pods[i as usize].role != crate::pod::engine::Role::Prefill
+                                })
+                                .collect();
+                            Some((eligible[r.pick(eligible.len())], None))
                         }
+                        Routing::Epp { router, .. } => router.route(&tr, &self.pods, now.as_ns()),
+                    };
+                    let Some((pod, prefill)) = decision else {
+                        not_finished.push(IncompleteRequest {
+                            id: tr.id,
+                            pod: None,
+                            rejection: Some(Rejection::NoEndpoint),
+                        });
+                        continue;
                     };
                     let p = pod as usize;
                     let total = tr.prompt.n_tokens() as u64 + tr.output_len as u64;
-                    if total > self.max_model_len_of[p] as u64
+                    let too_long = |q: usize| total > self.max_model_len_of[q] as u64;
+                    if too_long(p)
+                        || prefill.is_some_and(|q| too_long(q as usize))
                         || tr.prompt.n_tokens() == 0
                         || tr.output_len == 0
                     {
@@ -246,8 +362,6 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         });
                         continue;
                     }
-                    let mut req = self.build_request(*tr, p);
-                    req.times.arrival_ns = now.as_ns();
                     let lookup = match &self.routing {
                         Routing::Epp {
                             pipeline, router, ..
@@ -256,24 +370,84 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         }
                         _ => SimDuration::ZERO,
                     };
-                    let delay = self.routing_latency
-                        + lookup
-                        + self.pods[p].admission_overhead(req.prompt_len);
-                    self.queue.push(
-                        now.add(delay),
-                        EventClass::Dispatch,
-                        Event::Dispatch {
-                            pod,
-                            req: Box::new(req),
-                        },
-                    );
+                    let id = tr.id;
+                    let mut req = self.build_request(*tr, p);
+                    req.times.arrival_ns = now.as_ns();
+                    match prefill.filter(|_| self.pd.is_some()) {
+                        None => {
+                            let delay = self.routing_latency
+                                + lookup
+                                + self.pods[p].admission_overhead(req.prompt_len);
+                            self.queue.push(
+                                now.add(delay),
+                                EventClass::Dispatch,
+                                Event::Dispatch {
+                                    pod,
+                                    req: Box::new(req),
+                                },
+                            );
+                        }
+                        Some(q) => {
+                            // The routing sidecar first sends a copy with max_tokens = 1
+                            // to the prefill pod, which keeps the blocks for the pull.
+                            let mut prefill_leg = self.build_request_like(&req, q as usize);
+                            prefill_leg.max_tokens = 1;
+                            prefill_leg.kv_transfer = crate::pod::request::KvTransfer::Produce;
+                            req.kv_transfer = crate::pod::request::KvTransfer::Consume;
+                            let delay = self.routing_latency
+                                + lookup
+                                + self.pods[q as usize].admission_overhead(req.prompt_len);
+                            self.flows.insert(
+                                id,
+                                PdFlow {
+                                    decode: pod,
+                                    prefill: q,
+                                    decode_leg: Some(Box::new(req)),
+                                    transfer: None,
+                                },
+                            );
+                            self.queue.push(
+                                now.add(delay),
+                                EventClass::Dispatch,
+                                Event::Dispatch {
+                                    pod: q,
+                                    req: Box::new(prefill_leg),
+                                },
+                            );
+                        }
+                    }
                 }
                 Event::Dispatch { pod, req } => {
                     if let Some(end) = self.pods[pod as usize].add_request(*req, now) {
                         self.queue
                             .push(end, EventClass::StepEnd, Event::StepEnd { pod });
                     }
-                    self.publish(pod, now);
+                    self.after_pod_call(pod, now);
+                }
+                Event::TransferWake { gen } => {
+                    let Some(pd) = &mut self.pd else { continue };
+                    if gen != pd.net.generation() {
+                        continue;
+                    }
+                    let done = pd.net.pop_completed(now);
+                    for d in done {
+                        let Some((dst, slot, request_id)) = self.pulls.remove(&d.id) else {
+                            continue;
+                        };
+                        if let Some(f) = self.flows.remove(&request_id) {
+                            // NIXL notification: the prefill pod frees its hold.
+                            self.pods[f.prefill as usize].release_held(request_id);
+                        }
+                        if let Some(end) = self.pods[dst as usize].kv_received(slot, now) {
+                            self.queue
+                                .push(end, EventClass::StepEnd, Event::StepEnd { pod: dst });
+                        }
+                        self.after_pod_call(dst, now);
+                    }
+                    self.schedule_transfer_wake();
+                }
+                Event::HoldTimeout { pod, request_id } => {
+                    self.pods[pod as usize].release_held(request_id);
                 }
                 Event::IndexUpdate { pod, events } => {
                     if let Routing::Epp { router, .. } = &mut self.routing {
@@ -295,12 +469,20 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     }
                 }
                 Event::StepEnd { pod } => {
-                    let out = self.pods[pod as usize].on_step_end(now);
+                    let mut out = self.pods[pod as usize].on_step_end(now);
                     if let Some(end) = out.next_step_end {
                         self.queue
                             .push(end, EventClass::StepEnd, Event::StepEnd { pod });
                     }
-                    self.publish(pod, now);
+                    self.after_pod_call(pod, now);
+                    // Prefill legs end here: hand the decode leg to its pod.
+                    out.finished.retain(|f| {
+                        if f.req.kv_transfer != crate::pod::request::KvTransfer::Produce {
+                            return true;
+                        }
+                        self.prefill_done(pod, f.req.id, now);
+                        false
+                    });
                     if let Routing::Epp { router, .. } = &mut self.routing {
                         for f in &out.finished {
                             let tokens = f.req.prompt_len as u64 + f.req.max_tokens as u64;
@@ -342,7 +524,11 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     pod: Some(pod),
                     rejection: None,
                 }),
-                Event::StepEnd { .. } | Event::IndexUpdate { .. } | Event::MetricsScrape => {}
+                Event::StepEnd { .. }
+                | Event::IndexUpdate { .. }
+                | Event::MetricsScrape
+                | Event::TransferWake { .. }
+                | Event::HoldTimeout { .. } => {}
             }
         }
         for r in self.workload.by_ref() {
@@ -366,6 +552,24 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             routing_decisions,
             decision_log,
         }
+    }
+
+    /// A copy of `req` hashed for `pod` (its block size and hasher may differ).
+    fn build_request_like(&self, req: &PodRequest, pod: usize) -> PodRequest {
+        let sched = self.pods[pod].scheduler();
+        let mut r = PodRequest::new(
+            req.id,
+            req.prompt.clone(),
+            req.cache_salt.clone(),
+            req.output.clone(),
+            req.max_tokens,
+            req.priority,
+            req.arrival_key,
+            sched.hasher(),
+            self.block_size_of[pod],
+        );
+        r.times = req.times;
+        r
     }
 
     fn build_request(&self, tr: TraceRequest, pod: usize) -> PodRequest {

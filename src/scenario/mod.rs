@@ -52,6 +52,14 @@ pub struct Scenario {
     /// Stop simulating after this much simulated time, s (default: run to completion).
     #[serde(default)]
     pub horizon_s: Option<f64>,
+    /// NIXL KV transfer network for P/D (defaults in `src/transfer/spec.rs`).
+    #[serde(default)]
+    pub transfer: Option<crate::transfer::spec::TransferSpec>,
+    /// How long a prefill pod holds a finished request's blocks for the decode
+    /// pod's pull, s (default: 120 for vLLM 0.11's `VLLM_NIXL_ABORT_REQUEST_TIMEOUT`;
+    /// none for 0.33, whose decode pods renew a 30 s lease while they wait).
+    #[serde(default)]
+    pub prefill_hold_timeout_s: Option<f64>,
 }
 
 /// `count` identical pods.

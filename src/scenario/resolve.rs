@@ -114,6 +114,10 @@ pub struct Resolved {
     pub horizon_s: Option<f64>,
     /// Whether pods publish KV events (a precise-prefix index consumes them).
     pub kv_events_enabled: bool,
+    /// NIXL transfer network (P/D).
+    pub transfer: crate::transfer::spec::TransferSpec,
+    /// Prefill-side hold timeout, s (`None`: lease renewed while the decode pod waits).
+    pub prefill_hold_timeout_s: Option<f64>,
     /// Directory relative paths resolve against.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -226,6 +230,30 @@ pub fn resolve_text(
             }
         }
     }
+    let transfer = sc.transfer.clone().unwrap_or_default();
+    transfer
+        .resolve()
+        .map_err(|e| ctx.err("transfer", None, e.to_string()))?;
+    let prefill_hold_timeout_s = match sc.prefill_hold_timeout_s {
+        Some(t) if !(t > 0.0) => {
+            return Err(ctx.err(
+                "prefill_hold_timeout_s",
+                None,
+                format!("must be > 0, got {t}"),
+            ))
+        }
+        Some(t) => Some(t),
+        None => (version == VllmVersion::V0_11).then_some(120.0),
+    };
+    let has_prefill = groups.iter().any(|g| g.role == "prefill");
+    let has_decode = groups.iter().any(|g| g.role != "prefill");
+    if has_prefill && !has_decode {
+        return Err(ctx.err(
+            "pods",
+            None,
+            "every pod group is a prefill pool: add a decode (or both) pool to serve requests",
+        ));
+    }
     Ok(Resolved {
         kvsim_version: env!("CARGO_PKG_VERSION").to_string(),
         name: sc.name.clone().unwrap_or_else(|| default_name.to_string()),
@@ -235,6 +263,8 @@ pub fn resolve_text(
         pod_groups: groups,
         router,
         kv_events_enabled,
+        transfer,
+        prefill_hold_timeout_s,
         workload: sc.workload.clone(),
         routing_latency_us: sc.routing_latency_us.unwrap_or(0),
         sample_interval_ms: sc.sample_interval_ms.unwrap_or(1000).max(1),
@@ -525,6 +555,35 @@ impl Resolved {
     /// vLLM semantics in force.
     pub fn version(&self) -> VllmVersion {
         self.version
+    }
+
+    /// The P/D transfer setup, when some pod group is a prefill pool.
+    pub fn build_pd(&self) -> Option<crate::cluster::PdSetup> {
+        if !self.pod_groups.iter().any(|g| g.role == "prefill") {
+            return None;
+        }
+        let mut tps = Vec::new();
+        let mut shapes = Vec::new();
+        for g in &self.pod_groups {
+            let model = g.model_spec.as_ref().expect("resolved group has its model");
+            for _ in 0..g.count {
+                tps.push(g.tensor_parallel_size);
+                shapes.push(crate::transfer::KvShape::for_pod(
+                    model,
+                    g.block_size,
+                    g.tensor_parallel_size,
+                ));
+            }
+        }
+        let cfg = self.transfer.resolve().expect("validated at load");
+        let net = crate::transfer::net::TransferNet::new(cfg, &tps).expect("validated at load");
+        Some(crate::cluster::PdSetup {
+            net,
+            shapes,
+            hold_timeout: self
+                .prefill_hold_timeout_s
+                .map(SimDuration::from_secs_f64_ceil),
+        })
     }
 
     /// Total pods.
