@@ -75,8 +75,6 @@ struct PdFlow {
     prefill: u32,
     /// The decode leg, sent when the prefill leg finishes.
     decode_leg: Option<Box<PodRequest>>,
-    /// The decode leg's slot on the decode pod, once it asked for the KV.
-    transfer: Option<crate::transfer::net::TransferId>,
 }
 
 /// Why a request did not complete.
@@ -105,6 +103,11 @@ pub struct RunOutput {
     pub routing_decisions: (u64, u64),
     /// The decision log (empty unless requested).
     pub decision_log: Vec<DecisionRow>,
+    /// P/D: KV transfers completed.
+    pub n_transfers: u64,
+    /// P/D: prefill-side holds released by the timeout rather than by the
+    /// decode pod's notification (vLLM would have served garbage KV).
+    pub n_hold_timeouts: u64,
 }
 
 /// A completed request and where it ran.
@@ -155,6 +158,8 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
         (u32, crate::pod::scheduler::ReqSlot, u64),
     >,
     net_gen_scheduled: u64,
+    n_transfers: u64,
+    n_hold_timeouts: u64,
 }
 
 impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
@@ -193,6 +198,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             flows: Default::default(),
             pulls: Default::default(),
             net_gen_scheduled: u64::MAX,
+            n_transfers: 0,
+            n_hold_timeouts: 0,
         }
     }
 
@@ -227,7 +234,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
         }
         let Some(pd) = &mut self.pd else { return };
         for l in loads {
-            let Some(f) = self.flows.get_mut(&l.request_id) else {
+            let Some(f) = self.flows.get(&l.request_id) else {
                 continue;
             };
             let id = pd.net.start(
@@ -237,7 +244,6 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 l.n_blocks as u64,
                 &pd.shapes[pod as usize],
             );
-            f.transfer = Some(id);
             self.pulls.insert(id, (pod, l.slot, l.request_id));
         }
         self.schedule_transfer_wake();
@@ -403,7 +409,6 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                                     decode: pod,
                                     prefill: q,
                                     decode_leg: Some(Box::new(req)),
-                                    transfer: None,
                                 },
                             );
                             self.queue.push(
@@ -431,6 +436,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     }
                     let done = pd.net.pop_completed(now);
                     for d in done {
+                        self.n_transfers += 1;
                         let Some((dst, slot, request_id)) = self.pulls.remove(&d.id) else {
                             continue;
                         };
@@ -447,7 +453,9 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     self.schedule_transfer_wake();
                 }
                 Event::HoldTimeout { pod, request_id } => {
-                    self.pods[pod as usize].release_held(request_id);
+                    if self.pods[pod as usize].release_held(request_id) {
+                        self.n_hold_timeouts += 1;
+                    }
                 }
                 Event::IndexUpdate { pod, events } => {
                     if let Routing::Epp { router, .. } = &mut self.routing {
@@ -551,6 +559,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             n_events,
             routing_decisions,
             decision_log,
+            n_transfers: self.n_transfers,
+            n_hold_timeouts: self.n_hold_timeouts,
         }
     }
 

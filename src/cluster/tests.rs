@@ -49,11 +49,42 @@ fn workload(seed: u64, n: usize) -> Vec<TraceRequest> {
         .collect()
 }
 
+/// Always-disaggregate P/D: every request prefills on a prefill pod.
+const PD_CONFIG: &str = "
+plugins:
+- type: prefill-filter
+- type: decode-filter
+- type: queue-scorer
+- type: max-score-picker
+- type: always-disagg-pd-decider
+- type: disagg-profile-handler
+  parameters: {deciders: {prefill: always-disagg-pd-decider}}
+schedulingProfiles:
+- name: prefill
+  plugins: [{pluginRef: prefill-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+- name: decode
+  plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
+";
+
 fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> RunOutput {
-    let text = format!(
-        "pods:\n  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}}}\n\
-         workload: {{trace: {{path: unused.jsonl}}}}\n"
-    );
+    simulate_cluster(seed, n, epp, false, blocks, async_sched)
+}
+
+fn simulate_cluster(
+    seed: u64,
+    n: usize,
+    epp: bool,
+    pd: bool,
+    blocks: u32,
+    async_sched: bool,
+) -> RunOutput {
+    let vllm = format!("{{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}");
+    let pods = if pd {
+        format!("  - {{role: decode, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n  - {{role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
+    } else {
+        format!("  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
+    };
+    let text = format!("pods:\n{pods}transfer: {{t_handshake_ms: 50}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n");
     let resolved = resolve_text(
         "t.yaml".as_ref(),
         &text,
@@ -64,8 +95,8 @@ fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> R
     .unwrap();
     let rng = RngStreams::new(seed);
     let pods = resolved.build_pods(&rng);
-    let routing = if epp {
-        let cfg = crate::epp::config::load_yaml("").unwrap();
+    let routing = if epp || pd {
+        let cfg = crate::epp::config::load_yaml(if pd { PD_CONFIG } else { "" }).unwrap();
         let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
         let hasher = pods[0].scheduler().hasher().clone();
         let router = super::epp_router::EppRouter::new(
@@ -93,6 +124,7 @@ fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> R
         workload(seed, n).into_iter(),
         SimDuration::from_us(100),
     )
+    .with_pd(resolved.build_pd())
     .run(&mut Monotone(0))
 }
 
@@ -124,6 +156,34 @@ proptest! {
             p.scheduler().check_invariants().map_err(TestCaseError::fail)?;
             prop_assert_eq!(p.scheduler().n_unfinished(), 0);
             prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// P/D: every request is prefilled remotely and completes on a decode pod
+    /// after its KV pull, and no block leaks on either side.
+    #[test]
+    fn pd_requests_end_on_decode_pods_without_leaks(
+        seed in any::<u64>(),
+        n in 1usize..40,
+        blocks in 80u32..300,
+        async_sched in any::<bool>(),
+    ) {
+        let out = simulate_cluster(seed, n, true, true, blocks, async_sched);
+        prop_assert_eq!(out.finished.len() + out.not_finished.len(), n);
+        prop_assert!(out.not_finished.iter().all(|r| r.rejection.is_some()));
+        for c in &out.finished {
+            prop_assert_eq!(out.pods[c.pod as usize].role, crate::pod::engine::Role::Decode);
+            prop_assert_eq!(c.req.num_output_tokens, c.req.max_tokens);
+        }
+        prop_assert_eq!(out.n_transfers as usize, out.finished.len());
+        prop_assert_eq!(out.n_hold_timeouts, 0);
+        for p in &out.pods {
+            p.scheduler().check_invariants().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(p.scheduler().n_held(), 0);
+            prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable(), "pod {}", p.name);
         }
     }
 }

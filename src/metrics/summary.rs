@@ -166,6 +166,10 @@ pub struct Summary {
     pub routing_decisions: u64,
     /// See `routing_decisions`.
     pub stale_decisions: u64,
+    /// P/D: KV pulls from prefill to decode pods.
+    pub kv_transfers: u64,
+    /// P/D: prefill holds released by the timeout before the decode pod pulled.
+    pub prefill_hold_timeouts: u64,
     /// Per pool (role).
     pub pools: Vec<PodSummary>,
     /// Per pod.
@@ -304,6 +308,8 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
         imbalance: if mean > 0.0 { max / mean } else { 0.0 },
         routing_decisions: run.routing_decisions.0,
         stale_decisions: run.routing_decisions.1,
+        kv_transfers: run.n_transfers,
+        prefill_hold_timeouts: run.n_hold_timeouts,
         pools,
         pods,
     };

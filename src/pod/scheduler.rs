@@ -533,6 +533,9 @@ impl Scheduler {
                 if load_async {
                     // Holds its blocks while the KV arrives; not running yet.
                     r.status = ReqStatus::WaitingForRemoteKvs;
+                    // One pull per request (the connector clears
+                    // `do_remote_prefill`): after a preemption it recomputes.
+                    r.kv_transfer = KvTransfer::Local;
                     let n_blocks = r.blocks.len() as u32 - n_hit_blocks;
                     plan.kv_loads.push(KvLoad {
                         slot,
