@@ -5,6 +5,7 @@ mod bench;
 mod conformance_cmd;
 pub mod curve_cmd;
 pub mod hash_cmd;
+mod import_cmd;
 mod run_cmd;
 pub mod trace_cmd;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a scenario end to end and write its results.
     Run(run_cmd::RunArgs),
+    /// Import an llm-d ModelService (+ ConfigMap) as a scenario file.
+    Import(import_cmd::ImportArgs),
     /// Replay recorded reference runs through kvsim's models.
     #[command(subcommand)]
     Conformance(conformance_cmd::ConformanceCommand),
@@ -45,6 +48,7 @@ pub fn run() -> ExitCode {
     let mut out = stdout.lock();
     let res = match &cli.command {
         Command::Run(a) => run_cmd::run(a, &mut out),
+        Command::Import(a) => import_cmd::run(a, &mut out),
         Command::Conformance(c) => conformance_cmd::run(c, &mut out),
         Command::Hash(a) => hash_cmd::run(a, &mut out),
         Command::Trace(c) => trace_cmd::run(c, &mut out),

@@ -1,4 +1,4 @@
-//! `kvsim run SCENARIO.yaml [--seed N] [--out DIR] [--trace FILE]`.
+//! `kvsim run [SCENARIO.yaml] [--modelservice F [--configmap F]] [--seed N] [--out DIR] [--trace FILE]`.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -26,8 +26,14 @@ use crate::trace::request::TraceRequest;
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Scenario file (YAML).
-    scenario: PathBuf,
+    /// Scenario file (YAML); optional with --modelservice.
+    scenario: Option<PathBuf>,
+    /// llm-d ModelService YAML whose pods, router and P/D replace the scenario's.
+    #[arg(long)]
+    modelservice: Option<PathBuf>,
+    /// The ConfigMap the ModelService's baseConfigMapRef names.
+    #[arg(long)]
+    configmap: Option<PathBuf>,
     /// Master seed (overrides the scenario's `seed`).
     #[arg(long)]
     seed: Option<u64>,
@@ -54,8 +60,17 @@ pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let overrides = Overrides {
         seed: a.seed,
         trace: a.trace.clone(),
+        deployment: super::import_cmd::deployment_ref(
+            a.modelservice.as_deref(),
+            a.configmap.as_deref(),
+        )?,
     };
-    let resolved = resolve::load(&a.scenario, &overrides)?;
+    let resolved = super::import_cmd::load_for_run(a.scenario.as_deref(), &overrides)?;
+    if !a.quiet {
+        for w in &resolved.import_warnings {
+            eprintln!("warning: import: {w}");
+        }
+    }
     let dir = a
         .out
         .clone()

@@ -5,8 +5,12 @@
 //! names (`block_size`, `max_num_batched_tokens`, ...), unknown fields are
 //! errors, and every default is documented on its field.
 
+pub mod epp_source;
 pub mod error;
+pub mod k8s;
+pub mod modelservice;
 pub mod resolve;
+pub mod vllm_args;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +37,8 @@ pub struct Scenario {
     /// `vllm` (each pod's `prefix_caching_hash_algo`, bit-exact).
     #[serde(default)]
     pub block_hashing: Option<String>,
-    /// Pod groups.
+    /// Pod groups (may be omitted when `deployment` supplies them).
+    #[serde(default)]
     pub pods: Vec<PodGroup>,
     /// Step-time model for every pod (default: roofline with its defaults).
     #[serde(default)]
@@ -60,6 +65,44 @@ pub struct Scenario {
     /// none for 0.33, whose decode pods renew a 30 s lease while they wait).
     #[serde(default)]
     pub prefill_hold_timeout_s: Option<f64>,
+    /// An llm-d deployment (ModelService + ConfigMap) whose pods, router and
+    /// P/D settings replace `pods`, `router` and `pd` (see [`modelservice`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentRef>,
+    /// Prefill/decode disaggregation settings (default: none, P/D off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pd: Option<PdSpec>,
+}
+
+/// `deployment:`: llm-d YAML to import, paths relative to the scenario file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRef {
+    /// A `ModelService` (llm-d.ai/v1alpha1) YAML file.
+    pub modelservice: String,
+    /// The ConfigMap its `baseConfigMapRef` names: a BaseConfig
+    /// (`decodeDeployment`, `prefillDeployment`, `eppDeployment`, ...), an
+    /// `EndpointPickerConfig`, or the EPP's `env:` list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configmap: Option<String>,
+}
+
+/// `pd:`: prefill/decode disaggregation as deployed (llm-d-epp.md §5, vllm.md §7).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PdSpec {
+    /// Requests may be prefilled on a prefill pod (EPP `PD_ENABLED`, or a
+    /// `pd-profile-handler` / `disagg-profile-handler` in its config). Needs
+    /// at least one pod with role `prefill` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Routing-sidecar connector (`--connector`): `nixlv2` (default), `nixl`,
+    /// `lmcache`, `shared-storage` or `sglang`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// vLLM's NIXL side-channel port (`VLLM_NIXL_SIDE_CHANNEL_PORT`; recorded, not simulated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side_channel_port: Option<u16>,
 }
 
 /// `count` identical pods.
@@ -143,6 +186,14 @@ pub struct VllmArgs {
     /// `fcfs` (default) or `priority`.
     #[serde(default)]
     pub scheduling_policy: Option<String>,
+    /// `--kv-transfer-config` as given (e.g. `{kv_connector: NixlConnector,
+    /// kv_role: kv_both}`); P/D reads `kv_connector` (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_transfer_config: Option<serde_yaml_ng::Value>,
+    /// `--kv-events-config` as given (recorded; whether pods publish KV events
+    /// follows the router's precise-prefix scorer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_events_config: Option<serde_yaml_ng::Value>,
 }
 
 /// Router choice.

@@ -114,6 +114,12 @@ pub struct Resolved {
     pub horizon_s: Option<f64>,
     /// Whether pods publish KV events (a precise-prefix index consumes them).
     pub kv_events_enabled: bool,
+    /// What the `deployment:` import could not model or had to assume.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub import_warnings: Vec<String>,
+    /// P/D settings as given or imported (`pd:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pd: Option<super::PdSpec>,
     /// NIXL transfer network (P/D).
     pub transfer: crate::transfer::spec::TransferSpec,
     /// Prefill-side hold timeout, s (`None`: lease renewed while the decode pod waits).
@@ -132,6 +138,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// `--trace FILE`: replaces the workload's trace path.
     pub trace: Option<PathBuf>,
+    /// `--modelservice F [--configmap F]`: replaces the scenario's `deployment`.
+    pub deployment: Option<super::DeploymentRef>,
 }
 
 /// Reads, parses and validates a scenario file.
@@ -173,6 +181,18 @@ pub fn resolve_text(
             .override_trace_path(trace.clone())
             .map_err(|m| ctx.err("workload.trace", None, m))?;
     }
+    // Deployment import (scenario/modelservice.rs): pods, router and pd from llm-d YAML.
+    if let Some(d) = &overrides.deployment {
+        sc.deployment = Some(d.clone());
+    }
+    let import_warnings: Vec<String> = super::modelservice::expand_deployment(&mut sc, base_dir)?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if let Some((field, m)) = super::modelservice::check_pd(&sc) {
+        return Err(ctx.err(&field, None, m));
+    }
+    // End of deployment import.
     let version: VllmVersion = match sc.vllm_version.as_deref() {
         None => VllmVersion::V0_33,
         Some(v) => v
@@ -263,6 +283,8 @@ pub fn resolve_text(
         pod_groups: groups,
         router,
         kv_events_enabled,
+        import_warnings,
+        pd: sc.pd.clone(),
         transfer,
         prefill_hold_timeout_s,
         workload: sc.workload.clone(),

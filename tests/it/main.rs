@@ -17,3 +17,6 @@ mod traces;
 
 /// The EPP driving a cluster: lag, oracle parity, hit rates, collapse.
 mod epp_cluster;
+
+/// llm-d ModelService / ConfigMap import.
+mod modelservice;
