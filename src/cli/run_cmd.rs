@@ -11,7 +11,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cluster::epp_router::EppRouter;
-use crate::cluster::kv_lag::EventPipeline;
+use crate::cluster::kv_lag::{EventPipeline, KvEventLag};
 use crate::cluster::router::Router;
 use crate::cluster::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
@@ -115,6 +115,14 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         RouterSpec::Epp(spec) => {
             let loaded = resolve::load_epp_config(spec, &resolved.base_dir)
                 .map_err(|(f, m)| anyhow::anyhow!("{f}: {m}"))?;
+            let redis = loaded
+                .precise_prefix
+                .iter()
+                .any(|(_, s)| s.redis_address.is_some());
+            let lag = spec
+                .kv_events
+                .clone()
+                .unwrap_or_else(|| KvEventLag::defaults_for(redis));
             let model = spec
                 .model_name
                 .clone()
@@ -137,7 +145,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
             let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
             Routing::Epp {
                 router: Box::new(router),
-                pipeline: EventPipeline::new(spec.kv_events.clone().unwrap_or_default(), &names),
+                pipeline: EventPipeline::new(lag, &names),
                 refresh: SimDuration::from_us_f64_ceil(
                     spec.metrics_refresh_ms.unwrap_or(50.0) * 1e3,
                 ),

@@ -56,6 +56,18 @@ impl Default for KvEventLag {
 }
 
 impl KvEventLag {
+    /// The defaults, with a Redis round trip of 250 µs [est: one in-cluster
+    /// hop] per batch write and per lookup when the index lives in Redis
+    /// (the config names a Redis address).
+    pub fn defaults_for(redis: bool) -> KvEventLag {
+        let rtt = if redis { 250.0 } else { 0.0 };
+        KvEventLag {
+            redis_write_rtt_us: rtt,
+            redis_lookup_rtt_us: rtt,
+            ..KvEventLag::default()
+        }
+    }
+
     /// No delay anywhere: the index equals the pods' event streams instantly.
     pub fn zero() -> KvEventLag {
         KvEventLag {

@@ -78,13 +78,33 @@ fn simulate_cluster(
     blocks: u32,
     async_sched: bool,
 ) -> RunOutput {
+    simulate_with(
+        seed,
+        n,
+        epp,
+        pd,
+        blocks,
+        async_sched,
+        "transfer: {t_handshake_ms: 50}\n",
+    )
+}
+
+fn simulate_with(
+    seed: u64,
+    n: usize,
+    epp: bool,
+    pd: bool,
+    blocks: u32,
+    async_sched: bool,
+    extra: &str,
+) -> RunOutput {
     let vllm = format!("{{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}");
     let pods = if pd {
         format!("  - {{role: decode, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n  - {{role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
     } else {
         format!("  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
     };
-    let text = format!("pods:\n{pods}transfer: {{t_handshake_ms: 50}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n");
+    let text = format!("pods:\n{pods}{extra}workload: {{trace: {{path: unused.jsonl}}}}\n");
     let resolved = resolve_text(
         "t.yaml".as_ref(),
         &text,
@@ -200,4 +220,32 @@ fn same_seed_same_run() {
     };
     assert_eq!(key(&a), key(&b));
     assert_eq!(a.n_events, b.n_events);
+}
+
+#[test]
+fn prefill_blocks_are_released_at_the_hold_timeout_when_no_pull_comes() {
+    // The first pull of each (decode, prefill) pair waits for a 2 s handshake,
+    // far beyond a 5 ms hold: the prefill pods give the blocks back on their own.
+    let extra = "transfer: {t_handshake_ms: 2000}\nprefill_hold_timeout_s: 0.005\n";
+    let out = simulate_with(3, 6, true, true, 200, false, extra);
+    assert!(out.n_hold_timeouts >= 1, "{} timeouts", out.n_hold_timeouts);
+    assert_eq!(out.finished.len(), 6);
+    for p in &out.pods {
+        assert_eq!(p.scheduler().n_held(), 0);
+        assert_eq!(
+            p.scheduler().pool().n_free(),
+            p.scheduler().pool().n_usable()
+        );
+    }
+    // With the default (0.33: lease kept alive while the decode pod waits) nothing times out.
+    let out = simulate_with(
+        3,
+        6,
+        true,
+        true,
+        200,
+        false,
+        "transfer: {t_handshake_ms: 2000}\n",
+    );
+    assert_eq!(out.n_hold_timeouts, 0);
 }

@@ -20,3 +20,6 @@ mod epp_cluster;
 
 /// llm-d ModelService / ConfigMap import.
 mod modelservice;
+
+/// The seed deployment scenario.
+mod seed;
