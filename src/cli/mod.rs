@@ -6,6 +6,7 @@ mod conformance_cmd;
 pub mod curve_cmd;
 pub mod hash_cmd;
 mod import_cmd;
+mod report_cmd;
 mod run_cmd;
 pub mod trace_cmd;
 
@@ -37,6 +38,8 @@ enum Command {
     Trace(trace_cmd::TraceArgs),
     /// Prefix hit rate of one LRU cache at every capacity (Mattson curve).
     Curve(curve_cmd::CurveArgs),
+    /// Charts and an HTML page from one or more results directories.
+    Report(report_cmd::ReportArgs),
     /// Measure simulator speed on a synthetic single-pod workload.
     Bench(bench::BenchArgs),
 }
@@ -54,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::Trace(c) => trace_cmd::run(c, &mut out),
         Command::Curve(a) => curve_cmd::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
+        Command::Report(a) => report_cmd::run(a, &mut out),
     };
     let _ = out.flush();
     match res {
