@@ -231,7 +231,7 @@ mod tests {
         let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml");
         let overrides = Overrides {
             seed: Some(seed),
-            trace: None,
+            ..Overrides::default()
         };
         let resolved = resolve::load(&scenario, &overrides).unwrap();
         let done = super::super::run_cmd::simulate(resolved, false).unwrap();
