@@ -2,6 +2,7 @@
 //! `anyhow`; exit codes: 0 ok, 1 a check failed, 2 an error.
 
 mod bench;
+mod check_cmd;
 mod conformance_cmd;
 pub mod curve_cmd;
 pub mod hash_cmd;
@@ -38,6 +39,8 @@ enum Command {
     Trace(trace_cmd::TraceArgs),
     /// Prefix hit rate of one LRU cache at every capacity (Mattson curve).
     Curve(curve_cmd::CurveArgs),
+    /// Regression gate: run scenarios and compare their metrics with baselines.
+    Check(check_cmd::CheckArgs),
     /// Charts and an HTML page from one or more results directories.
     Report(report_cmd::ReportArgs),
     /// Measure simulator speed on a synthetic single-pod workload.
@@ -57,12 +60,17 @@ pub fn run() -> ExitCode {
         Command::Trace(c) => trace_cmd::run(c, &mut out),
         Command::Curve(a) => curve_cmd::run(a, &mut out),
         Command::Bench(a) => bench::run(a, &mut out),
+        Command::Check(a) => check_cmd::run(a, &mut out),
         Command::Report(a) => report_cmd::run(a, &mut out),
     };
     let _ = out.flush();
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<check_cmd::CheckFailed>().is_some() => {
+            eprintln!("check failed: {e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

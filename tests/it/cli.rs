@@ -240,3 +240,80 @@ fn epp_runs_are_byte_identical_for_the_same_seed() {
         );
     }
 }
+
+#[test]
+fn check_fails_beyond_tolerance_and_passes_within() {
+    let d = tmp("check");
+    let base = d.join("baselines");
+    run_ok(&[
+        "check",
+        "scenarios/quickstart.yaml",
+        "--baseline",
+        base.to_str().unwrap(),
+        "--update",
+    ]);
+    let file = base.join("quickstart.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let perturb = |delta: f64| {
+        let mut b = original.clone();
+        let h = b["metrics"]["hit_rate"].as_f64().unwrap();
+        b["metrics"]["hit_rate"] = serde_json::json!(h + delta);
+        std::fs::write(&file, serde_json::to_vec_pretty(&b).unwrap()).unwrap();
+    };
+    let check = || {
+        kvsim()
+            .args([
+                "check",
+                "scenarios/quickstart.yaml",
+                "--baseline",
+                base.to_str().unwrap(),
+            ])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    // Unchanged: passes.
+    let o = check();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    // Within the default ±0.005.
+    perturb(0.004);
+    assert_eq!(check().status.code(), Some(0));
+    // Beyond it: exit 1 and the diff names the metric.
+    perturb(0.02);
+    let o = check();
+    assert_eq!(o.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("hit_rate") && stdout.contains("FAIL"),
+        "{stdout}"
+    );
+    // A looser tolerance on the command line lets it pass.
+    let o = kvsim()
+        .args([
+            "check",
+            "scenarios/quickstart.yaml",
+            "--baseline",
+            base.to_str().unwrap(),
+            "--tolerance",
+            "hit_rate=0.05",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    // A missing baseline is an error (exit 2), not a failure.
+    let (code, err) = run_err(&[
+        "check",
+        "scenarios/quickstart.yaml",
+        "--baseline",
+        d.join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--update"), "{err}");
+}
