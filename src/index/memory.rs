@@ -260,6 +260,18 @@ impl KvIndex {
     }
 
     fn evict_m(&mut self, m: u32, key: u64, entries: &[PodEntry]) {
+        if let Store::Plain(map) = &mut self.data {
+            // One probe: remove the entries, and the key if left empty.
+            if let std::collections::hash_map::Entry::Occupied(mut o) = map.entry((m, key)) {
+                for e in entries {
+                    o.get_mut().remove(e);
+                }
+                if o.get().0.is_empty() && self.cfg.remove_empty_keys {
+                    o.remove();
+                }
+            }
+            return;
+        }
         let empty = match self.data.peek_mut(&(m, key)) {
             None => return,
             Some(pc) => {
