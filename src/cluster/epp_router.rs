@@ -4,13 +4,11 @@
 
 use std::sync::Arc;
 
-use xxhash_rust::xxh64::xxh64;
-
 use crate::engine::rng::StreamRng;
 use crate::epp::config::LoadedConfig;
 use crate::epp::plugin::{PreRequestContext, SchedulingContext};
 use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
-use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView};
+use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, TokenPrompt};
 use crate::index::{IndexConfig, KvIndex};
 use crate::kv::hasher::{prompt_token_at, BlockHasher, ChainState};
 use crate::pod::engine::Pod;
@@ -131,21 +129,20 @@ impl PromptChunks for SimPrompt<'_> {
         include_partial: bool,
         out: &mut Vec<u64>,
     ) {
-        let bt = block_tokens.max(1);
-        let n = self.0.n_tokens();
-        let mut buf: Vec<u8> = Vec::with_capacity(4 * bt as usize);
-        let mut start = 0;
-        while start < n && out.len() < max_blocks {
-            let end = (start + bt).min(n);
-            if end - start < bt && !include_partial {
-                break;
+        match self.0 {
+            Prompt::Tokens(t) => {
+                TokenPrompt(t).chunk_hashes(block_tokens, max_blocks, include_partial, out)
             }
-            buf.clear();
-            for p in start..end {
-                buf.extend_from_slice(&prompt_token_at(self.0, p).to_le_bytes());
+            Prompt::HashIds { .. } => {
+                // Materialise only the tokens the scorer can look at.
+                let n = self.0.n_tokens().min(
+                    block_tokens
+                        .max(1)
+                        .saturating_mul(max_blocks.min(u32::MAX as usize) as u32),
+                );
+                let tokens: Vec<u32> = (0..n).map(|p| prompt_token_at(self.0, p)).collect();
+                TokenPrompt(&tokens).chunk_hashes(block_tokens, max_blocks, include_partial, out)
             }
-            out.push(xxh64(&buf, 0));
-            start = end;
         }
     }
 }
