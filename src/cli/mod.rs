@@ -7,8 +7,13 @@ mod conformance_cmd;
 pub mod curve_cmd;
 pub mod hash_cmd;
 mod import_cmd;
+mod plan_cmd;
+mod plan_search;
+mod point;
 mod report_cmd;
 mod run_cmd;
+mod slo;
+mod sweep_cmd;
 pub mod trace_cmd;
 
 use std::io::Write;
@@ -45,6 +50,10 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Measure simulator speed on a synthetic single-pod workload.
     Bench(bench::BenchArgs),
+    /// Run a scenario over a grid of --set values in parallel (sweep.csv).
+    Sweep(sweep_cmd::SweepArgs),
+    /// Cheapest pod counts meeting latency SLOs, or the highest sustained rate.
+    Plan(plan_cmd::PlanArgs),
 }
 
 /// Parses the arguments, runs the command and maps the outcome to an exit code.
@@ -62,6 +71,8 @@ pub fn run() -> ExitCode {
         Command::Bench(a) => bench::run(a, &mut out),
         Command::Check(a) => check_cmd::run(a, &mut out),
         Command::Report(a) => report_cmd::run(a, &mut out),
+        Command::Sweep(a) => sweep_cmd::run(a, &mut out),
+        Command::Plan(a) => plan_cmd::run(a, &mut out),
     };
     let _ = out.flush();
     match res {
@@ -69,6 +80,10 @@ pub fn run() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<check_cmd::CheckFailed>().is_some() => {
             eprintln!("check failed: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) if e.downcast_ref::<plan_cmd::Infeasible>().is_some() => {
+            eprintln!("plan: {e}");
             ExitCode::from(1)
         }
         Err(e) => {

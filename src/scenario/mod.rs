@@ -10,6 +10,7 @@ pub mod error;
 pub mod k8s;
 pub mod modelservice;
 pub mod resolve;
+pub mod set;
 pub mod vllm_args;
 
 use serde::{Deserialize, Serialize};

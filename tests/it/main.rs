@@ -23,3 +23,6 @@ mod modelservice;
 
 /// The seed deployment scenario.
 mod seed;
+
+/// `kvsim sweep` and `kvsim plan` through the binary.
+mod sweep_plan;
