@@ -62,8 +62,6 @@ pub struct PodCounters {
     pub n_steps: u64,
     /// Time the GPU was executing steps.
     pub busy_ns: u64,
-    /// Prompt and recompute tokens processed.
-    pub n_prefill_tokens: u64,
     /// Output tokens produced.
     pub n_output_tokens: u64,
     /// Requests that reached this pod.
@@ -281,7 +279,6 @@ impl Pod {
             let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
             self.counters.n_steps += 1;
             self.counters.busy_ns += dt.as_ns();
-            self.counters.n_prefill_tokens += plan.shape.n_prefill_tokens;
             self.in_flight.push_back((plan, start.add(dt)));
         }
     }

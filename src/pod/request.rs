@@ -185,7 +185,7 @@ impl PodRequest {
         while (self.block_hashes.len() as u32) < n_full {
             let idx = self.block_hashes.len() as u32;
             let start = idx * block_size;
-            let toks: Vec<u32> = (start..start + block_size)
+            let toks: smallvec::SmallVec<[u32; 64]> = (start..start + block_size)
                 .map(|p| self.token_at(p))
                 .collect();
             let k = hasher.next_key(&mut self.chain, idx, &toks, self.cache_salt.as_deref());

@@ -49,6 +49,17 @@ const OUTPUTS: &[&str] = &[
     "config.json",
 ];
 
+/// Two runs with the same scenario and seed wrote byte-identical files.
+fn assert_same_outputs(a: &Path, b: &Path) {
+    for f in OUTPUTS {
+        assert_eq!(
+            read(a, f),
+            read(b, f),
+            "{f} differs between two runs with the same seed"
+        );
+    }
+}
+
 #[test]
 fn quickstart_runs_and_same_seed_gives_identical_files() {
     let a = tmp("det-a");
@@ -68,13 +79,7 @@ fn quickstart_runs_and_same_seed_gives_identical_files() {
         "--out",
         b.to_str().unwrap(),
     ]);
-    for f in OUTPUTS {
-        assert_eq!(
-            read(&a, f),
-            read(&b, f),
-            "{f} differs between two runs with the same seed"
-        );
-    }
+    assert_same_outputs(&a, &b);
     let summary: serde_json::Value = serde_json::from_slice(&read(&a, "summary.json")).unwrap();
     assert_eq!(summary["requests_total"], 300);
     assert_eq!(summary["requests_completed"], 300);
@@ -232,13 +237,7 @@ fn epp_runs_are_byte_identical_for_the_same_seed() {
             d.to_str().unwrap(),
         ]);
     }
-    for f in OUTPUTS {
-        assert_eq!(
-            read(&a, f),
-            read(&b, f),
-            "{f} differs between two EPP runs with the same seed"
-        );
-    }
+    assert_same_outputs(&a, &b);
 }
 
 #[test]
