@@ -173,7 +173,7 @@ impl EppRouter {
                             .iter()
                             .map(|p| p.scheduler().config().num_gpu_blocks as u64)
                             .sum();
-                        KvIndex::with_key_bound(icfg, bound)
+                        KvIndex::with_key_bound(icfg, bound, pods.len())
                     }
                     Some(_) => KvIndex::new(icfg),
                 };

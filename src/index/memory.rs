@@ -31,6 +31,7 @@ use crate::epp::lru::LruMap;
 use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, Tier};
 use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
+use crate::index::mask_table::{MaskTable, MAX_POD, PRESENT};
 use rustc_hash::FxHashMap;
 
 /// Where a lookup stops.
@@ -123,14 +124,45 @@ pub struct KvIndex {
     models: Vec<String>,
     model_ids: FxHashMap<String, u32>,
     data: Store,
+    /// Pods `0..mask_pods` may live in [`Store::Masks`].
+    mask_pods: u32,
 }
 
 /// The key store: an LRU bounded by `size`, or a plain map when the caller
 /// guarantees the bound can never be reached (then LRU order is unobservable
 /// and maintaining it is wasted work).
+///
+/// `Masks` is the plain map for the case the simulator runs almost always:
+/// only confirmed GPU entries of pods whose ids are at most
+/// [`MAX_POD`] and below `pod_cache_size`, so a key's entries are a set of
+/// pods (the per-key LRU can never overflow and its order is never read) and
+/// fit one bitmask (a [`MaskTable`] per model). Anything else converts it to
+/// `Plain` first.
 enum Store {
     Lru(LruMap<(u32, u64), PodCache>),
     Plain(FxHashMap<(u32, u64), PodCache>),
+    Masks(Vec<MaskTable>),
+}
+
+/// The mask bit of `pod` in [`Store::Masks`].
+fn pod_bit(pod: EndpointId) -> u64 {
+    1 << pod.0
+}
+
+/// Entries of the pods in `mask`, lowest pod first.
+fn mask_entries(mask: u64) -> impl Iterator<Item = PodEntry> {
+    let mut mask = mask & !PRESENT;
+    std::iter::from_fn(move || {
+        let pod = EndpointId(mask.trailing_zeros());
+        (mask != 0).then(|| {
+            mask &= mask - 1;
+            PodEntry {
+                pod,
+                tier: Tier::Gpu,
+                speculative: false,
+            }
+        })
+    })
 }
 
 impl Store {
@@ -138,30 +170,52 @@ impl Store {
         match self {
             Store::Lru(m) => m.len(),
             Store::Plain(m) => m.len(),
+            Store::Masks(ms) => ms.iter().map(|m| m.len()).sum(),
+        }
+    }
+
+    /// Turns `Masks` into `Plain` (entries in pod order); other stores stay.
+    fn make_general(&mut self) {
+        if let Store::Masks(ms) = self {
+            let mut plain = FxHashMap::default();
+            for (model, m) in ms.iter().enumerate() {
+                for (k, mask) in m.iter() {
+                    let slots = mask_entries(mask).map(|entry| Slot {
+                        entry,
+                        expires_at_ns: u64::MAX,
+                    });
+                    plain.insert((model as u32, k), PodCache(slots.collect()));
+                }
+            }
+            *self = Store::Plain(plain);
         }
     }
     fn get_or_insert_default(&mut self, k: (u32, u64)) -> &mut PodCache {
         match self {
             Store::Lru(m) => m.get_or_insert_default(k),
             Store::Plain(m) => m.entry(k).or_default(),
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
     fn peek_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
         match self {
             Store::Lru(m) => m.peek_mut(k),
             Store::Plain(m) => m.get_mut(k),
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
     fn get_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
         match self {
             Store::Lru(m) => m.get_mut(k),
             Store::Plain(m) => m.get_mut(k),
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
     fn peek(&self, k: &(u32, u64)) -> Option<&PodCache> {
         match self {
             Store::Lru(m) => m.peek(k),
             Store::Plain(m) => m.get(k),
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
     fn remove(&mut self, k: &(u32, u64)) {
@@ -172,6 +226,7 @@ impl Store {
             Store::Plain(m) => {
                 m.remove(k);
             }
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
     /// Keys, least recently used first (plain: sorted, for determinism).
@@ -183,6 +238,7 @@ impl Store {
                 k.sort_unstable();
                 k
             }
+            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
 }
@@ -196,21 +252,35 @@ impl KvIndex {
             models: Vec::new(),
             model_ids: FxHashMap::default(),
             data,
+            mask_pods: 0,
         }
     }
 
     /// An index whose caller guarantees it never holds more than `max_keys`
-    /// keys (e.g. the pods' total block count with speculative entries off):
-    /// when that is within `cfg.size`, the LRU can never evict, so a plain map
-    /// gives identical results faster.
-    pub fn with_key_bound(cfg: IndexConfig, max_keys: u64) -> Self {
-        if max_keys <= cfg.size as u64 {
-            KvIndex {
-                data: Store::Plain(FxHashMap::default()),
-                ..KvIndex::new(cfg)
-            }
+    /// keys (e.g. the pods' total block count with speculative entries off)
+    /// and expects entries of pods `0..n_pods`: when the bound is within
+    /// `cfg.size`, the LRU can never evict, so a plain map gives identical
+    /// results faster, and a pod bitmask per key ([`Store::Masks`]) when
+    /// `n_pods` fits both a mask and `pod_cache_size`.
+    ///
+    /// An entry a mask cannot hold (another tier, speculative, a pod outside
+    /// `0..n_pods`) converts the masks to the plain map, entries in pod order.
+    /// Results stay identical unless a key later overflows `pod_cache_size`,
+    /// where the general store would have evicted by recency instead.
+    pub fn with_key_bound(cfg: IndexConfig, max_keys: u64, n_pods: usize) -> Self {
+        if max_keys > cfg.size as u64 {
+            return KvIndex::new(cfg);
+        }
+        let mask_pods = n_pods.min(cfg.pod_cache_size).min(MAX_POD as usize + 1);
+        let data = if mask_pods == n_pods {
+            Store::Masks(Vec::new())
         } else {
-            KvIndex::new(cfg)
+            Store::Plain(FxHashMap::default())
+        };
+        KvIndex {
+            data,
+            mask_pods: mask_pods as u32,
+            ..KvIndex::new(cfg)
         }
     }
 
@@ -240,7 +310,32 @@ impl KvIndex {
         self.add_with_expiry(m, keys, entries, u64::MAX);
     }
 
+    /// Whether `entry` with `expires_at_ns` fits [`Store::Masks`].
+    fn maskable(&self, entry: &PodEntry, expires_at_ns: u64) -> bool {
+        entry.tier == Tier::Gpu
+            && !entry.speculative
+            && expires_at_ns == u64::MAX
+            && entry.pod.0 < self.mask_pods
+    }
+
     fn add_with_expiry(&mut self, m: u32, keys: &[u64], entries: &[PodEntry], expires_at_ns: u64) {
+        if let Store::Masks(_) = self.data {
+            if entries.iter().all(|e| self.maskable(e, expires_at_ns)) {
+                let bits = entries.iter().fold(0, |b, e| b | pod_bit(e.pod));
+                let Store::Masks(ms) = &mut self.data else {
+                    unreachable!()
+                };
+                if ms.len() <= m as usize {
+                    ms.resize_with(m as usize + 1, Default::default);
+                }
+                let table = &mut ms[m as usize];
+                for &k in keys {
+                    table.update(k, |old| old | PRESENT | bits);
+                }
+                return;
+            }
+            self.data.make_general();
+        }
         let cap = self.cfg.pod_cache_size;
         for &k in keys {
             let pc = self.data.get_or_insert_default((m, k));
@@ -260,6 +355,25 @@ impl KvIndex {
     }
 
     fn evict_m(&mut self, m: u32, key: u64, entries: &[PodEntry]) {
+        if let Store::Masks(ms) = &mut self.data {
+            // Entries that never fit a mask cannot be in it: removing them is a no-op.
+            let bits = entries.iter().fold(0, |b, e| {
+                if e.tier == Tier::Gpu && !e.speculative && e.pod.0 <= MAX_POD {
+                    b | pod_bit(e.pod)
+                } else {
+                    b
+                }
+            });
+            let Some(table) = ms.get_mut(m as usize) else {
+                return;
+            };
+            let remove_empty = self.cfg.remove_empty_keys;
+            table.update(key, |old| match old & !bits {
+                PRESENT if remove_empty => 0,
+                new => new,
+            });
+            return;
+        }
         if let Store::Plain(map) = &mut self.data {
             // One probe: remove the entries, and the key if left empty.
             if let std::collections::hash_map::Entry::Occupied(mut o) = map.entry((m, key)) {
@@ -357,6 +471,19 @@ impl KvIndex {
 
     /// Removes every entry of `pod` (O(keys)).
     pub fn remove_pod(&mut self, pod: EndpointId) {
+        if let Store::Masks(ms) = &mut self.data {
+            if pod.0 > MAX_POD {
+                return;
+            }
+            let remove_empty = self.cfg.remove_empty_keys;
+            for table in ms {
+                table.update_all(|old| match old & !pod_bit(pod) {
+                    PRESENT if remove_empty => 0,
+                    new => new,
+                });
+            }
+            return;
+        }
         let keys = self.data.keys_lru_order();
         for k in keys {
             let empty = match self.data.peek_mut(&k) {
@@ -377,6 +504,10 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return Vec::new();
         };
+        if let Store::Masks(ms) = &self.data {
+            let mask = ms.get(m as usize).map_or(0, |t| t.get(key));
+            return mask_entries(mask).collect();
+        }
         self.data
             .peek(&(m, key))
             .map(|pc| {
@@ -401,6 +532,10 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
+        if let Store::Masks(_) = self.data {
+            // No speculative entries to purge, no recency to refresh.
+            return KvBlockLookup::lookup(self, model, keys, pods, now_ns, out);
+        }
         let stop = self.cfg.stop;
         for &k in keys {
             // Expired speculative entries are evicted; a key they leave empty
@@ -467,6 +602,36 @@ impl KvBlockLookup for KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
+        if let Store::Masks(ms) = &self.data {
+            let Some(table) = ms.get(m as usize) else {
+                // No key of this model was ever stored: every key is absent.
+                if self.cfg.stop == LookupStop::InMemory {
+                    keys.iter().for_each(|_| out.push_key([]));
+                }
+                return;
+            };
+            let wanted = if pods.is_empty() {
+                u64::MAX
+            } else {
+                pods.iter()
+                    .filter(|p| p.0 <= MAX_POD)
+                    .fold(0, |b, &p| b | pod_bit(p))
+            };
+            for &k in keys {
+                let hit = match table.get(k) {
+                    0 if self.cfg.stop == LookupStop::Redis => return,
+                    0 => 0,
+                    // Present but empty: both backends stop.
+                    PRESENT => return,
+                    mask => mask & wanted & !PRESENT,
+                };
+                if hit == 0 && self.cfg.stop == LookupStop::Redis {
+                    return;
+                }
+                out.push_key(mask_entries(hit));
+            }
+            return;
+        }
         for &k in keys {
             let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
             if !lookup_step(self.cfg.stop, slots, now_ns, pods, out) {
@@ -667,6 +832,120 @@ mod tests {
         );
         // models are separate key spaces
         assert!(ix.entries("other", 1, 0).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod store_equivalence {
+    //! The bitmask store must behave exactly like the general one, including
+    //! after an entry it cannot hold converts it.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(Vec<u64>, u32, Tier),
+        Evict(u64, u32, Tier),
+        Speculative(Vec<u64>, u32, u64),
+        RemovePod(u32),
+        Lookup(Vec<u64>, Vec<u32>, u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = prop_oneof![0u64..40, Just(u64::MAX - 3), (1u64 << 40)..(1u64 << 40) + 4];
+        let keys = prop::collection::vec(key.clone(), 0..6);
+        // Pods 3 and 4 are outside the masks' 0..3; with CPU and speculative
+        // entries a key holds at most 15 entries, below the cap of 16, so the
+        // conversion's pod order is never observable.
+        let pod = prop_oneof![4 => 0u32..3, 1 => 3u32..5];
+        let tier = prop_oneof![4 => Just(Tier::Gpu), 1 => Just(Tier::Cpu)];
+        prop_oneof![
+            6 => (keys.clone(), pod.clone(), tier.clone()).prop_map(|(k, p, t)| Op::Add(k, p, t)),
+            6 => (key, pod.clone(), tier).prop_map(|(k, p, t)| Op::Evict(k, p, t)),
+            1 => (keys.clone(), pod.clone(), 0u64..100).prop_map(|(k, p, e)| Op::Speculative(k, p, e)),
+            1 => pod.clone().prop_map(Op::RemovePod),
+            4 => (keys, prop::collection::vec(pod, 0..3), 0u64..100)
+                .prop_map(|(k, p, t)| Op::Lookup(k, p, t)),
+        ]
+    }
+
+    fn sorted_lookup(ix: &mut KvIndex, keys: &[u64], pods: &[u32], now: u64) -> Vec<Vec<PodEntry>> {
+        let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
+        let mut out = KeyEntries::default();
+        ix.lookup_mut("m", keys, &pods, now, &mut out);
+        (0..out.n_keys())
+            .map(|i| {
+                let mut v = out.key(i).to_vec();
+                v.sort();
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn masks_only_when_every_pod_fits() {
+        let cfg = IndexConfig::default(); // pod_cache_size 10
+        let kind =
+            |max_keys, n_pods| match KvIndex::with_key_bound(cfg.clone(), max_keys, n_pods).data {
+                Store::Masks(_) => "masks",
+                Store::Plain(_) => "plain",
+                Store::Lru(_) => "lru",
+            };
+        assert_eq!(kind(1000, 10), "masks");
+        assert_eq!(kind(1000, 11), "plain");
+        assert_eq!(kind(u64::MAX, 8), "lru");
+    }
+
+    proptest! {
+        #[test]
+        fn masks_match_the_general_store(
+            ops in prop::collection::vec(op(), 1..60),
+            redis in any::<bool>(),
+            remove_empty_keys in any::<bool>(),
+            cleared in any::<bool>(),
+        ) {
+            let cfg = IndexConfig {
+                pod_cache_size: 16,
+                stop: if redis { LookupStop::Redis } else { LookupStop::InMemory },
+                remove_empty_keys,
+                cleared: if cleared { ClearedPolicy::RemovePod } else { ClearedPolicy::Ignore },
+                ..IndexConfig::default()
+            };
+            let mut general = KvIndex::new(IndexConfig { size: 1 << 20, ..cfg.clone() });
+            let mut masks = KvIndex::with_key_bound(cfg, 1000, 3);
+            prop_assert!(matches!(masks.data, Store::Masks(_)));
+            for op in ops {
+                match op {
+                    Op::Add(keys, p, tier) => {
+                        let e = PodEntry { pod: EndpointId(p), tier, speculative: false };
+                        general.add("m", &keys, &[e]);
+                        masks.add("m", &keys, &[e]);
+                    }
+                    Op::Evict(k, p, tier) => {
+                        let e = PodEntry { pod: EndpointId(p), tier, speculative: false };
+                        general.evict("m", k, &[e]);
+                        masks.evict("m", k, &[e]);
+                    }
+                    Op::Speculative(keys, p, exp) => {
+                        general.add_speculative("m", &keys, &[EndpointId(p)], exp);
+                        masks.add_speculative("m", &keys, &[EndpointId(p)], exp);
+                    }
+                    Op::RemovePod(p) => {
+                        let ev = [KvEvent::AllBlocksCleared];
+                        general.apply(EndpointId(p), "m", &ev);
+                        masks.apply(EndpointId(p), "m", &ev);
+                    }
+                    Op::Lookup(keys, pods, now) => {
+                        prop_assert_eq!(
+                            sorted_lookup(&mut general, &keys, &pods, now),
+                            sorted_lookup(&mut masks, &keys, &pods, now)
+                        );
+                    }
+                }
+                prop_assert_eq!(general.n_keys(), masks.n_keys());
+            }
+        }
     }
 }
 

@@ -47,6 +47,74 @@ pub fn fast_hash_id_block(id_at_end: u64, end: u32, salt_root: u64) -> u64 {
     xxh3_64_with_seed(&b, salt_root ^ 0x4841_5348_4944_5321)
 }
 
+/// Key of the KV block ending at token `end` of a hash-id prompt with
+/// `tokens_per_id` tokens per id and `block_size`-token KV blocks.
+///
+/// Unsalted keys are dense: `id * ceil(tokens_per_id / block_size) + j`, with
+/// `j` the block's rank among the KV blocks ending inside hash block `id`.
+/// Trace ids are small integers handed out in order of first appearance, so
+/// the blocks of one prefix get neighbouring keys, which keeps the hash maps
+/// keyed by them ([`BlockKeyHasher`]) cache-friendly. The pair is unique
+/// because an id always sits at the same position of a prompt. Salted
+/// prompts, and ids too large for the dense form, fall back to
+/// [`fast_hash_id_block`].
+pub fn hash_id_block_key(
+    id_at_end: u64,
+    end: u32,
+    tokens_per_id: u32,
+    block_size: u32,
+    salt_root: u64,
+) -> u64 {
+    let per_id = tokens_per_id.div_ceil(block_size.max(1)) as u64;
+    let rank = ((end - 1) % tokens_per_id.max(1) / block_size.max(1)) as u64;
+    match id_at_end.checked_mul(per_id).map(|k| k + rank) {
+        Some(k) if salt_root == FAST_ROOT && k < DENSE_KEY_LIMIT => k,
+        _ => fast_hash_id_block(id_at_end, end, salt_root),
+    }
+}
+
+/// Dense hash-id keys stay below this; every other key is a 64-bit hash, which
+/// lands below it with probability 2^-6 but then equals a given dense key with
+/// probability 2^-58, the same odds as any two hashed keys colliding.
+pub const DENSE_KEY_LIMIT: u64 = 1 << 58;
+
+/// [`std::hash::Hasher`] for maps keyed by block keys (or `(model, key)`).
+///
+/// Block keys are either hashes already or dense ids
+/// ([`hash_id_block_key`]), so the hasher keeps runs of 8 neighbouring keys
+/// together (their low 3 bits pass through: one prefix touches few cache
+/// lines) and scatters the runs with a multiplicative mix, which avoids the
+/// long probe chains that fully identity-placed runs cause. The top seven
+/// bits, hashbrown's per-slot tag, are mixed from the whole key. Not
+/// DoS-resistant: keys come from the simulator, not the network.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct BlockKeyHasher(u64);
+
+impl std::hash::Hasher for BlockKeyHasher {
+    fn finish(&self) -> u64 {
+        const TAG: u64 = 0xFE00_0000_0000_0000;
+        let k = self.0;
+        let run = ((k >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) << 3) | (k & 7);
+        (run & !TAG) | (k.wrapping_mul(0xD6E8_FEB8_6659_FD93) & TAG)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        // A model id written before the key ends up in the high bits.
+        self.0 = self.0.rotate_left(40) ^ n;
+    }
+}
+
+/// `HashMap` keyed by block keys.
+pub type BlockKeyMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<BlockKeyHasher>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +130,48 @@ mod tests {
             fast_chain(FAST_ROOT, &long),
             fast_chain(FAST_ROOT, &long[..99])
         );
+    }
+
+    #[test]
+    fn hash_id_keys_are_dense_unique_and_salted_apart() {
+        // 512-token ids, 16-token blocks: 32 keys per id, in order.
+        assert_eq!(hash_id_block_key(0, 16, 512, 16, FAST_ROOT), 0);
+        assert_eq!(hash_id_block_key(0, 512, 512, 16, FAST_ROOT), 31);
+        assert_eq!(
+            hash_id_block_key(7, 7 * 512 + 16, 512, 16, FAST_ROOT),
+            7 * 32
+        );
+        // A block size that does not divide 512: ranks 0..=10 per id, no clash.
+        let mut seen = std::collections::BTreeSet::new();
+        for end in (48..=20 * 512).step_by(48) {
+            let id = ((end - 1) / 512) as u64;
+            assert!(seen.insert(hash_id_block_key(id, end, 512, 48, FAST_ROOT)));
+        }
+        // Blocks larger than a hash block: one key per id.
+        assert_eq!(hash_id_block_key(3, 2048, 512, 1024, FAST_ROOT), 3);
+        let salted = fast_root(Some("tenant"));
+        assert_eq!(
+            hash_id_block_key(0, 16, 512, 16, salted),
+            fast_hash_id_block(0, 16, salted)
+        );
+        assert_eq!(
+            hash_id_block_key(u64::MAX, 16, 512, 16, FAST_ROOT),
+            fast_hash_id_block(u64::MAX, 16, FAST_ROOT)
+        );
+    }
+
+    #[test]
+    fn key_hasher_keeps_low_bits_and_tags_top_bits() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let b = BuildHasherDefault::<BlockKeyHasher>::default();
+        let h = |k: u64| b.hash_one(k);
+        const TAG: u64 = 0xFE00_0000_0000_0000;
+        // 1000..=1007 form one aligned run of 8: same buckets up to the low bits.
+        assert_eq!((h(1000) ^ h(1007)) & !TAG, 7);
+        assert_ne!(h(1000) >> 57, h(1001) >> 57, "tags still differ");
+        // The next run lands elsewhere.
+        assert_ne!((h(1000) ^ h(1008)) & !TAG & !7, 0);
+        assert_ne!(b.hash_one((0u32, 5u64)), b.hash_one((1u32, 5u64)));
     }
 
     #[test]

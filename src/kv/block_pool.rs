@@ -7,8 +7,7 @@
 //! de-duplication, so one hash may map to several blocks, and a lookup
 //! returns the one cached first.
 
-use rustc_hash::FxHashMap;
-
+use super::block_key::BlockKeyMap;
 use super::events::KvEvent;
 use super::free_queue::FreeQueue;
 use crate::compat::VllmVersion;
@@ -26,10 +25,10 @@ pub struct BlockPool {
     has_hash: Vec<bool>,
     free: FreeQueue,
     /// hash → the first cached block with that hash (returned on a hit).
-    cached: FxHashMap<u64, u32>,
+    cached: BlockKeyMap<u64, u32>,
     /// hash → later blocks with the same hash, in insertion order (rare:
     /// vLLM does not de-duplicate, so a recomputed block is cached again).
-    duplicates: FxHashMap<u64, Vec<u32>>,
+    duplicates: BlockKeyMap<u64, Vec<u32>>,
     enable_caching: bool,
     emit_events: bool,
     events: Vec<KvEvent>,
@@ -59,8 +58,8 @@ impl BlockPool {
             hash: vec![NO_HASH; n_blocks as usize],
             has_hash: vec![false; n_blocks as usize],
             free,
-            cached: FxHashMap::default(),
-            duplicates: FxHashMap::default(),
+            cached: BlockKeyMap::default(),
+            duplicates: BlockKeyMap::default(),
             enable_caching,
             emit_events,
             events: Vec::new(),

@@ -4,7 +4,7 @@
 //! external system sees the hashes) and [`BlockHasher::Vllm`] (vLLM's exact
 //! algorithms; the key is the 64-bit event hash of the digest).
 
-use super::block_key::{fast_chain, fast_hash_id_block, fast_root};
+use super::block_key::{fast_chain, fast_root, hash_id_block_key};
 use super::hash::{BlockDigest, ExtraKeys, VllmBlockHasher};
 use crate::trace::request::Prompt;
 
@@ -79,7 +79,7 @@ impl BlockHasher {
                 for j in 0..n_full {
                     let end = (j + 1) * block_size;
                     let id = ids[((end - 1) / tokens_per_id) as usize];
-                    out.push(fast_hash_id_block(id, end, root));
+                    out.push(hash_id_block_key(id, end, *tokens_per_id, block_size, root));
                 }
                 chain.last_key = out.last().copied();
             }

@@ -1,6 +1,6 @@
 //! The request record every workload source produces.
 
-use crate::kv::block_key::{fast_chain, fast_hash_id_block, fast_root};
+use crate::kv::block_key::{fast_chain, fast_root, hash_id_block_key};
 
 /// One request as a workload (trace file or generator) produces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Prompt {
     /// The fast keys of every full KV block of the prompt, in order.
     ///
     /// Tokens: `k[i] = fast_chain(k[i-1], block i)` from `fast_root(salt)`.
-    /// Hash ids: `k[i] = fast_hash_id_block(id holding token end-1, end,
+    /// Hash ids: `k[i] = hash_id_block_key(id holding token end-1, end, ..,
     /// fast_root(salt))` with `end = (i+1) * block_size`, so two prompts share
     /// exactly the KV blocks that lie inside their common hash-id prefix; a
     /// partial last hash block yields only its full KV blocks.
@@ -127,7 +127,13 @@ impl Prompt {
                 for k in 1..=n_blocks as u64 {
                     let end = k * block_size as u64;
                     let id = ids[((end - 1) / tpi) as usize];
-                    out.push(fast_hash_id_block(id, end as u32, root));
+                    out.push(hash_id_block_key(
+                        id,
+                        end as u32,
+                        *tokens_per_id,
+                        block_size,
+                        root,
+                    ));
                 }
             }
         }
