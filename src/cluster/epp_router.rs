@@ -225,7 +225,11 @@ impl EppRouter {
     }
 
     /// Applies a batch of a pod's KV events to the index.
-    pub fn apply_events(&mut self, pod: u32, events: &[crate::kv::events::KvEvent]) {
+    pub fn apply_events(
+        &mut self,
+        pod: u32,
+        events: impl IntoIterator<Item = crate::kv::events::KvEvent>,
+    ) {
         if let Some(ix) = &mut self.index {
             ix.apply_engine_events(EndpointId(pod), &self.model, events);
         }

@@ -10,7 +10,11 @@
 //! visible to lookups when its worker finishes it. Per pod, batches are
 //! therefore applied in publish order.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
+
+use crate::kv::events::KvEvent;
 
 /// When a pod's events leave the pod.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +85,12 @@ impl KvEventLag {
     }
 }
 
-/// The workers' queues: computes when each published batch becomes visible.
+/// The workers' queues: computes when each published batch becomes visible,
+/// and carries the batches' events meanwhile (one FIFO per pod, since a pod's
+/// batches are applied in publish order: no allocation per batch).
 #[derive(Clone, Debug)]
 pub struct EventPipeline {
+    in_transit: Vec<VecDeque<KvEvent>>,
     lag: KvEventLag,
     worker_free_ns: Vec<u64>,
     worker_of_pod: Vec<usize>,
@@ -103,6 +110,7 @@ impl EventPipeline {
     pub fn new(lag: KvEventLag, pod_names: &[String]) -> EventPipeline {
         let n = lag.n_workers.max(1) as usize;
         EventPipeline {
+            in_transit: vec![VecDeque::new(); pod_names.len()],
             worker_free_ns: vec![0; n],
             worker_of_pod: pod_names
                 .iter()
@@ -118,6 +126,28 @@ impl EventPipeline {
     }
 
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
+    /// Sends `events` that `pod` published at `t_ns`; returns when they are
+    /// applied, at which point [`EventPipeline::deliver`] hands them over.
+    pub fn send(
+        &mut self,
+        pod: usize,
+        t_ns: u64,
+        events: impl ExactSizeIterator<Item = KvEvent>,
+    ) -> u64 {
+        let t = self.delivery_ns(pod, t_ns, events.len());
+        self.in_transit[pod].extend(events);
+        t
+    }
+
+    /// The oldest `n_events` events of `pod` in transit, removed from the pipe.
+    pub fn deliver(
+        &mut self,
+        pod: usize,
+        n_events: usize,
+    ) -> std::collections::vec_deque::Drain<'_, KvEvent> {
+        self.in_transit[pod].drain(..n_events)
+    }
+
     pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let arrive = t_ns + (self.lag.transport_us * 1e3).ceil() as u64;
         let w = self.worker_of_pod[pod];

@@ -14,7 +14,6 @@ mod tests;
 
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::kv::events::KvEvent as PodKvEvent;
 use crate::pod::engine::Pod;
 use crate::pod::request::{OutputTokens, PodRequest};
 use crate::pod::scheduler::Finished;
@@ -48,7 +47,7 @@ enum Event {
     /// A pod's in-flight step ends.
     StepEnd { pod: u32 },
     /// A batch of a pod's KV events is applied to the router's index.
-    IndexUpdate { pod: u32, events: Vec<PodKvEvent> },
+    IndexUpdate { pod: u32, n_events: usize },
     /// The router scrapes pod metrics.
     MetricsScrape,
     /// The transfer network may have completions due (stale if `gen` is old).
@@ -294,21 +293,22 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
 
     /// Sends the KV events `pod` published to the router's index, late.
     fn publish(&mut self, pod: u32, now: SimTime) {
-        let events = self.pods[pod as usize].take_published_events();
+        let events = self.pods[pod as usize].drain_published_events();
         let Routing::Epp {
             router, pipeline, ..
         } = &mut self.routing
         else {
             return;
         };
-        if events.is_empty() || !router.has_index() {
+        let n_events = events.len();
+        if n_events == 0 || !router.has_index() {
             return;
         }
-        let t = pipeline.delivery_ns(pod as usize, now.as_ns(), events.len());
+        let t = pipeline.send(pod as usize, now.as_ns(), events);
         self.queue.push(
             SimTime(t),
             EventClass::IndexUpdate,
-            Event::IndexUpdate { pod, events },
+            Event::IndexUpdate { pod, n_events },
         );
     }
 
@@ -457,9 +457,12 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         self.n_hold_timeouts += 1;
                     }
                 }
-                Event::IndexUpdate { pod, events } => {
-                    if let Routing::Epp { router, .. } = &mut self.routing {
-                        router.apply_events(pod, &events);
+                Event::IndexUpdate { pod, n_events } => {
+                    if let Routing::Epp {
+                        router, pipeline, ..
+                    } = &mut self.routing
+                    {
+                        router.apply_events(pod, pipeline.deliver(pod as usize, n_events));
                     }
                 }
                 Event::MetricsScrape => {

@@ -445,7 +445,7 @@ impl KvIndex {
         &mut self,
         pod: EndpointId,
         model: &str,
-        events: &[crate::kv::events::KvEvent],
+        events: impl IntoIterator<Item = crate::kv::events::KvEvent>,
     ) {
         use crate::kv::events::KvEvent as E;
         let m = self.model_id(model);
@@ -457,9 +457,9 @@ impl KvIndex {
         for ev in events {
             match ev {
                 E::BlockStored { block_hashes, .. } => {
-                    self.add_with_expiry(m, block_hashes, &[e], u64::MAX)
+                    self.add_with_expiry(m, &block_hashes, &[e], u64::MAX)
                 }
-                E::BlockRemoved { block_hash } => self.evict_m(m, *block_hash, &[e]),
+                E::BlockRemoved { block_hash } => self.evict_m(m, block_hash, &[e]),
                 E::AllBlocksCleared => {
                     if self.cfg.cleared == ClearedPolicy::RemovePod {
                         self.remove_pod(pod);

@@ -67,9 +67,54 @@ pub fn hash_id_block_key(
 ) -> u64 {
     let per_id = tokens_per_id.div_ceil(block_size.max(1)) as u64;
     let rank = ((end - 1) % tokens_per_id.max(1) / block_size.max(1)) as u64;
-    match id_at_end.checked_mul(per_id).map(|k| k + rank) {
-        Some(k) if salt_root == FAST_ROOT && k < DENSE_KEY_LIMIT => k,
-        _ => fast_hash_id_block(id_at_end, end, salt_root),
+    match dense_base(id_at_end, per_id, salt_root) {
+        Some(base) => base + rank,
+        None => fast_hash_id_block(id_at_end, end, salt_root),
+    }
+}
+
+/// `id * per_id` when the id's keys can be dense (no salt, all below the limit).
+fn dense_base(id: u64, per_id: u64, salt_root: u64) -> Option<u64> {
+    let base = id.checked_mul(per_id)?;
+    (salt_root == FAST_ROOT && base < DENSE_KEY_LIMIT - per_id).then_some(base)
+}
+
+/// Appends the keys of the first `n_blocks` KV blocks of a prompt given as
+/// hash `ids` ([`hash_id_block_key`] for each, computed incrementally: one
+/// division per hash block instead of several per KV block).
+pub fn append_hash_id_keys(
+    ids: &[u64],
+    tokens_per_id: u32,
+    block_size: u32,
+    n_blocks: usize,
+    salt_root: u64,
+    out: &mut Vec<u64>,
+) {
+    let (tpi, bs) = (
+        u64::from(tokens_per_id.max(1)),
+        u64::from(block_size.max(1)),
+    );
+    let per_id = tpi.div_ceil(bs);
+    let mut id_idx = usize::MAX;
+    let (mut base, mut rank, mut dense) = (0u64, 0u64, false);
+    for b in 1..=n_blocks as u64 {
+        let end = b * bs;
+        let idx = ((end - 1) / tpi) as usize;
+        let id = ids[idx];
+        if idx != id_idx {
+            id_idx = idx;
+            rank = (end - 1) % tpi / bs;
+            let k = dense_base(id, per_id, salt_root);
+            dense = k.is_some();
+            base = k.unwrap_or(0);
+        } else {
+            rank += 1;
+        }
+        out.push(if dense {
+            base + rank
+        } else {
+            fast_hash_id_block(id, end as u32, salt_root)
+        });
     }
 }
 
@@ -147,6 +192,24 @@ mod tests {
             let id = ((end - 1) / 512) as u64;
             assert!(seen.insert(hash_id_block_key(id, end, 512, 48, FAST_ROOT)));
         }
+        // The incremental form agrees, dense or salted.
+        let ids: Vec<u64> = (0..20).chain([u64::MAX / 2]).collect();
+        for (bs, root) in [
+            (16, FAST_ROOT),
+            (48, FAST_ROOT),
+            (1024, FAST_ROOT),
+            (16, salted_root()),
+        ] {
+            let n = 21 * 512 / bs as usize;
+            let mut got = Vec::new();
+            append_hash_id_keys(&ids, 512, bs, n, root, &mut got);
+            let want: Vec<u64> = (1..=n as u32)
+                .map(|b| {
+                    hash_id_block_key(ids[((b * bs - 1) / 512) as usize], b * bs, 512, bs, root)
+                })
+                .collect();
+            assert_eq!(got, want, "block size {bs}");
+        }
         // Blocks larger than a hash block: one key per id.
         assert_eq!(hash_id_block_key(3, 2048, 512, 1024, FAST_ROOT), 3);
         let salted = fast_root(Some("tenant"));
@@ -158,6 +221,10 @@ mod tests {
             hash_id_block_key(u64::MAX, 16, 512, 16, FAST_ROOT),
             fast_hash_id_block(u64::MAX, 16, FAST_ROOT)
         );
+    }
+
+    fn salted_root() -> u64 {
+        fast_root(Some("tenant"))
     }
 
     #[test]

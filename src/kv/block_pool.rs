@@ -248,7 +248,8 @@ impl BlockPool {
 
     /// Drains the events queued since the last call.
     pub fn take_events(&mut self) -> Vec<KvEvent> {
-        std::mem::take(&mut self.events)
+        // One exact allocation; the queue keeps its capacity for the next step.
+        self.events.drain(..).collect()
     }
 
     /// Total blocks stored and removed so far (counted whether or not events are emitted).

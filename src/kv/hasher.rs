@@ -4,7 +4,7 @@
 //! external system sees the hashes) and [`BlockHasher::Vllm`] (vLLM's exact
 //! algorithms; the key is the 64-bit event hash of the digest).
 
-use super::block_key::{fast_chain, fast_root, hash_id_block_key};
+use super::block_key::{fast_chain, fast_root};
 use super::hash::{BlockDigest, ExtraKeys, VllmBlockHasher};
 use crate::trace::request::Prompt;
 
@@ -68,22 +68,13 @@ impl BlockHasher {
         out: &mut Vec<u64>,
     ) {
         let n_full = prompt.n_tokens() / block_size;
-        match (self, prompt) {
-            (
-                BlockHasher::Fast,
-                Prompt::HashIds {
-                    ids, tokens_per_id, ..
-                },
-            ) => {
-                let root = fast_root(cache_salt);
-                for j in 0..n_full {
-                    let end = (j + 1) * block_size;
-                    let id = ids[((end - 1) / tokens_per_id) as usize];
-                    out.push(hash_id_block_key(id, end, *tokens_per_id, block_size, root));
-                }
-                chain.last_key = out.last().copied();
+        match self {
+            BlockHasher::Fast => {
+                let start = out.len();
+                prompt.append_block_keys(block_size, cache_salt, out);
+                chain.last_key = out[start..].last().copied();
             }
-            _ => {
+            BlockHasher::Vllm(_) => {
                 let mut buf = Vec::with_capacity(block_size as usize);
                 for j in 0..n_full {
                     buf.clear();

@@ -167,8 +167,8 @@ impl Pod {
     }
 
     /// KV events published since the last call, in order.
-    pub fn take_published_events(&mut self) -> Vec<KvEvent> {
-        std::mem::take(&mut self.outbox)
+    pub fn drain_published_events(&mut self) -> std::vec::Drain<'_, KvEvent> {
+        self.outbox.drain(..)
     }
 
     /// The engine's scheduler (queues, cache, stats).

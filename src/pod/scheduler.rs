@@ -758,9 +758,10 @@ impl Scheduler {
         let n_required = need_slot.div_ceil(self.cfg.block_size);
         let n_more = n_required.saturating_sub(r.blocks.len() as u32);
         if n_more > 0 {
-            let mut fresh = Vec::with_capacity(n_more as usize);
-            self.pool.get_new_blocks(n_more, &mut fresh);
-            self.req_mut(slot).blocks.extend_from_slice(&fresh);
+            let r = self.reqs[slot.idx as usize]
+                .as_mut()
+                .expect("live request slot");
+            self.pool.get_new_blocks(n_more, &mut r.blocks);
         }
         if self.cfg.enable_prefix_caching && !delay_cache {
             let r = self.req(slot);

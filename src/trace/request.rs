@@ -1,6 +1,6 @@
 //! The request record every workload source produces.
 
-use crate::kv::block_key::{fast_chain, fast_root, hash_id_block_key};
+use crate::kv::block_key::{append_hash_id_keys, fast_chain, fast_root};
 
 /// One request as a workload (trace file or generator) produces it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +92,11 @@ impl Prompt {
     /// hot loop allocates nothing per request once the buffer has grown.
     pub fn block_keys_into(&self, block_size: u32, cache_salt: Option<&str>, out: &mut Vec<u64>) {
         out.clear();
+        self.append_block_keys(block_size, cache_salt, out);
+    }
+
+    /// [`Prompt::block_keys`] appended to `out`.
+    pub fn append_block_keys(&self, block_size: u32, cache_salt: Option<&str>, out: &mut Vec<u64>) {
         let n_blocks = self.n_full_blocks(block_size);
         if n_blocks == 0 {
             return;
@@ -122,20 +127,7 @@ impl Prompt {
             }
             Prompt::HashIds {
                 ids, tokens_per_id, ..
-            } => {
-                let tpi = *tokens_per_id as u64;
-                for k in 1..=n_blocks as u64 {
-                    let end = k * block_size as u64;
-                    let id = ids[((end - 1) / tpi) as usize];
-                    out.push(hash_id_block_key(
-                        id,
-                        end as u32,
-                        *tokens_per_id,
-                        block_size,
-                        root,
-                    ));
-                }
-            }
+            } => append_hash_id_keys(ids, *tokens_per_id, block_size, n_blocks, root, out),
         }
     }
 }
