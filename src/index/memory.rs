@@ -31,7 +31,7 @@ use crate::epp::lru::LruMap;
 use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, Tier};
 use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
-use crate::index::mask_table::{MaskTable, MAX_POD, PRESENT};
+use crate::kv::dense_map::DenseKeyMap;
 use rustc_hash::FxHashMap;
 
 /// Where a lookup stops.
@@ -136,13 +136,21 @@ pub struct KvIndex {
 /// only confirmed GPU entries of pods whose ids are at most
 /// [`MAX_POD`] and below `pod_cache_size`, so a key's entries are a set of
 /// pods (the per-key LRU can never overflow and its order is never read) and
-/// fit one bitmask (a [`MaskTable`] per model). Anything else converts it to
+/// fit one bitmask (a [`DenseKeyMap`] per model). Anything else converts it to
 /// `Plain` first.
 enum Store {
     Lru(LruMap<(u32, u64), PodCache>),
     Plain(FxHashMap<(u32, u64), PodCache>),
-    Masks(Vec<MaskTable>),
+    Masks(Vec<DenseKeyMap<u64>>),
 }
+
+/// Bit marking a key as present in [`Store::Masks`], so a present key whose
+/// pods were all removed (`remove_empty_keys = false`) differs from an absent
+/// one (0).
+const PRESENT: u64 = 1 << 63;
+
+/// Highest pod id a mask can hold (bit 63 is [`PRESENT`]).
+const MAX_POD: u32 = 62;
 
 /// The mask bit of `pod` in [`Store::Masks`].
 fn pod_bit(pod: EndpointId) -> u64 {

@@ -11,7 +11,6 @@
 //! only on the sequence of calls.
 
 pub mod event;
-mod mask_table;
 pub mod memory;
 
 pub use event::KvEvent;

@@ -8,6 +8,7 @@
 //! returns the one cached first.
 
 use super::block_key::BlockKeyMap;
+use super::dense_map::{DenseKeyMap, Slot};
 use super::events::KvEvent;
 use super::free_queue::FreeQueue;
 use crate::compat::VllmVersion;
@@ -25,7 +26,7 @@ pub struct BlockPool {
     has_hash: Vec<bool>,
     free: FreeQueue,
     /// hash → the first cached block with that hash (returned on a hit).
-    cached: BlockKeyMap<u64, u32>,
+    cached: DenseKeyMap<u32>,
     /// hash → later blocks with the same hash, in insertion order (rare:
     /// vLLM does not de-duplicate, so a recomputed block is cached again).
     duplicates: BlockKeyMap<u64, Vec<u32>>,
@@ -58,7 +59,7 @@ impl BlockPool {
             hash: vec![NO_HASH; n_blocks as usize],
             has_hash: vec![false; n_blocks as usize],
             free,
-            cached: BlockKeyMap::default(),
+            cached: DenseKeyMap::default(),
             duplicates: BlockKeyMap::default(),
             enable_caching,
             emit_events,
@@ -96,7 +97,7 @@ impl BlockPool {
 
     /// Cached block holding `hash`, the first cached if several do.
     pub fn get_cached_block(&self, hash: u64) -> Option<u32> {
-        self.cached.get(&hash).copied()
+        Some(self.cached.get(hash)).filter(|&b| b != u32::EMPTY)
     }
 
     /// Pops `n` blocks from the head of the free queue, evicting cached ones
@@ -125,8 +126,8 @@ impl BlockPool {
         }
         let h = self.hash[i];
         self.has_hash[i] = false;
-        let removed = match self.cached.get(&h) {
-            Some(&first) if first == b => {
+        let removed = match self.get_cached_block(h) {
+            Some(first) if first == b => {
                 // Promote the next duplicate, keeping insertion order.
                 match self.duplicates.get_mut(&h) {
                     Some(d) => {
@@ -137,7 +138,7 @@ impl BlockPool {
                         self.cached.insert(h, next);
                     }
                     None => {
-                        self.cached.remove(&h);
+                        self.cached.remove(h);
                     }
                 }
                 true
@@ -227,13 +228,11 @@ impl BlockPool {
             debug_assert!(!self.has_hash[i], "block {b} cached twice");
             self.hash[i] = h;
             self.has_hash[i] = true;
-            match self.cached.entry(h) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(b);
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    self.duplicates.entry(h).or_default().push(b)
-                }
+            let first = self
+                .cached
+                .update(h, |old| if old == u32::EMPTY { b } else { old });
+            if first != u32::EMPTY {
+                self.duplicates.entry(h).or_default().push(b);
             }
         }
         self.n_blocks_stored += blocks.len() as u64;
@@ -283,14 +282,14 @@ impl BlockPool {
                 ));
             }
         }
-        let firsts = self.cached.iter().map(|(h, &b)| (h, b));
+        let firsts = self.cached.iter();
         let dups = self
             .duplicates
             .iter()
-            .flat_map(|(h, ids)| ids.iter().map(move |&b| (h, b)));
+            .flat_map(|(&h, ids)| ids.iter().map(move |&b| (h, b)));
         for (h, b) in firsts.chain(dups) {
             {
-                if !self.has_hash[b as usize] || self.hash[b as usize] != *h {
+                if !self.has_hash[b as usize] || self.hash[b as usize] != h {
                     return Err(format!("cached entry {h:#x} → block {b} without that hash"));
                 }
             }

@@ -2,6 +2,7 @@
 
 pub mod block_key;
 pub mod block_pool;
+pub mod dense_map;
 pub mod events;
 pub mod free_queue;
 pub mod hash;

@@ -1,0 +1,254 @@
+//! Map from block keys to small values, built for dense keys.
+//!
+//! Dense keys (trace hash ids, [`hash_id_block_key`]) are small integers, and
+//! the blocks of one prefix have neighbouring keys. Such keys live in a paged
+//! array indexed by the key itself: a lookup is two loads, and the keys of a
+//! prompt, read or written in order, touch the same page. A page whose last
+//! entry goes is recycled, so memory follows the live keys, not the key
+//! range a long trace sweeps. Other keys (64-bit hashes) go to a hash map.
+//!
+//! [`hash_id_block_key`]: super::block_key::hash_id_block_key
+
+use super::block_key::BlockKeyMap;
+
+/// A value type with a reserved "absent" value.
+pub trait Slot: Copy + PartialEq + std::fmt::Debug {
+    /// The value an absent key reads as; never stored.
+    const EMPTY: Self;
+}
+
+impl Slot for u32 {
+    const EMPTY: u32 = u32::MAX;
+}
+
+impl Slot for u64 {
+    const EMPTY: u64 = 0;
+}
+
+const PAGE_BITS: u32 = 8;
+const PAGE_LEN: usize = 1 << PAGE_BITS;
+/// Keys below this use pages: the page table stays within 2^20 entries.
+const DENSE_LIMIT: u64 = 1 << 28;
+const NO_PAGE: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+struct Page<V> {
+    slots: Box<[V; PAGE_LEN]>,
+    n_live: u32,
+}
+
+/// Key → value, [`Slot::EMPTY`] meaning absent.
+#[derive(Clone, Debug)]
+pub struct DenseKeyMap<V: Slot> {
+    /// `key >> PAGE_BITS` → index into `pages`, or `NO_PAGE`.
+    page_of: Vec<u32>,
+    pages: Vec<Page<V>>,
+    free_pages: Vec<u32>,
+    sparse: BlockKeyMap<u64, V>,
+    len: usize,
+}
+
+impl<V: Slot> Default for DenseKeyMap<V> {
+    fn default() -> Self {
+        DenseKeyMap {
+            page_of: Vec::new(),
+            pages: Vec::new(),
+            free_pages: Vec::new(),
+            sparse: BlockKeyMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<V: Slot> DenseKeyMap<V> {
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value of `key` ([`Slot::EMPTY`] when absent).
+    #[inline]
+    pub fn get(&self, key: u64) -> V {
+        if key < DENSE_LIMIT {
+            match self.page_of.get((key >> PAGE_BITS) as usize) {
+                Some(&p) if p != NO_PAGE => self.pages[p as usize].slots[slot(key)],
+                _ => V::EMPTY,
+            }
+        } else {
+            self.sparse.get(&key).copied().unwrap_or(V::EMPTY)
+        }
+    }
+
+    /// Replaces the value of `key` with `f(old)`; [`Slot::EMPTY`] removes
+    /// the key. Returns the old value.
+    #[inline]
+    pub fn update(&mut self, key: u64, f: impl FnOnce(V) -> V) -> V {
+        let (old, new) = if key < DENSE_LIMIT {
+            self.update_dense(key, f)
+        } else {
+            match self.sparse.entry(key) {
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let old = *o.get();
+                    let new = f(old);
+                    if new == V::EMPTY {
+                        o.remove();
+                    } else {
+                        *o.get_mut() = new;
+                    }
+                    (old, new)
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let new = f(V::EMPTY);
+                    if new != V::EMPTY {
+                        v.insert(new);
+                    }
+                    (V::EMPTY, new)
+                }
+            }
+        };
+        match (old == V::EMPTY, new == V::EMPTY) {
+            (true, false) => self.len += 1,
+            (false, true) => self.len -= 1,
+            _ => {}
+        }
+        old
+    }
+
+    fn update_dense(&mut self, key: u64, f: impl FnOnce(V) -> V) -> (V, V) {
+        let pi = (key >> PAGE_BITS) as usize;
+        let mut p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
+        if p == NO_PAGE {
+            let new = f(V::EMPTY);
+            if new == V::EMPTY {
+                return (V::EMPTY, new);
+            }
+            p = self.new_page();
+            if self.page_of.len() <= pi {
+                self.page_of.resize(pi + 1, NO_PAGE);
+            }
+            self.page_of[pi] = p;
+            let page = &mut self.pages[p as usize];
+            page.slots[slot(key)] = new;
+            page.n_live = 1;
+            return (V::EMPTY, new);
+        }
+        let page = &mut self.pages[p as usize];
+        let s = &mut page.slots[slot(key)];
+        let old = *s;
+        let new = f(old);
+        *s = new;
+        match (old == V::EMPTY, new == V::EMPTY) {
+            (true, false) => page.n_live += 1,
+            (false, true) => {
+                page.n_live -= 1;
+                if page.n_live == 0 {
+                    self.page_of[pi] = NO_PAGE;
+                    self.free_pages.push(p);
+                }
+            }
+            _ => {}
+        }
+        (old, new)
+    }
+
+    fn new_page(&mut self) -> u32 {
+        self.free_pages.pop().unwrap_or_else(|| {
+            self.pages.push(Page {
+                slots: Box::new([V::EMPTY; PAGE_LEN]),
+                n_live: 0,
+            });
+            (self.pages.len() - 1) as u32
+        })
+    }
+
+    /// Sets `key` to `value` (not [`Slot::EMPTY`]); returns the old value.
+    pub fn insert(&mut self, key: u64, value: V) -> V {
+        debug_assert!(value != V::EMPTY, "EMPTY is reserved for absent keys");
+        self.update(key, |_| value)
+    }
+
+    /// Removes `key`; returns its value ([`Slot::EMPTY`] if it was absent).
+    pub fn remove(&mut self, key: u64) -> V {
+        self.update(key, |_| V::EMPTY)
+    }
+
+    /// Applies `f` to every value ([`Slot::EMPTY`] removes the key).
+    pub fn update_all(&mut self, mut f: impl FnMut(V) -> V) {
+        let keys: Vec<u64> = self.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.update(k, &mut f);
+        }
+    }
+
+    /// Every (key, value), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+        let dense = self
+            .page_of
+            .iter()
+            .enumerate()
+            .filter(|(_, &p)| p != NO_PAGE)
+            .flat_map(move |(pi, &p)| {
+                self.pages[p as usize]
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v != V::EMPTY)
+                    .map(move |(s, &v)| (((pi << PAGE_BITS) + s) as u64, v))
+            });
+        dense.chain(self.sparse.iter().map(|(&k, &v)| (k, v)))
+    }
+}
+
+fn slot(key: u64) -> usize {
+    key as usize & (PAGE_LEN - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// Agrees with a BTreeMap under any mix of dense and hashed keys, and
+        /// recycles pages: after removing everything no page is live.
+        #[test]
+        fn behaves_like_a_map(ops in prop::collection::vec(
+            (prop_oneof![0u64..2000, (DENSE_LIMIT - 300)..(DENSE_LIMIT + 300), any::<u64>()],
+             prop_oneof![Just(u32::MAX), 0u32..5]),
+            1..400,
+        )) {
+            let mut m = DenseKeyMap::<u32>::default();
+            let mut model = BTreeMap::new();
+            for (k, v) in ops {
+                let old = if v == u32::MAX { m.remove(k) } else { m.insert(k, v) };
+                let want = if v == u32::MAX { model.remove(&k) } else { model.insert(k, v) };
+                prop_assert_eq!(old, want.unwrap_or(u32::MAX));
+                prop_assert_eq!(m.get(k), model.get(&k).copied().unwrap_or(u32::MAX));
+                prop_assert_eq!(m.len(), model.len());
+            }
+            let mut all: Vec<(u64, u32)> = m.iter().collect();
+            all.sort_unstable();
+            prop_assert_eq!(all, model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
+            m.update_all(|_| u32::MAX);
+            prop_assert!(m.is_empty());
+            prop_assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
+            prop_assert_eq!(m.free_pages.len(), m.pages.len());
+        }
+    }
+
+    #[test]
+    fn pages_are_reused() {
+        let mut m = DenseKeyMap::<u64>::default();
+        m.insert(5, 1);
+        m.remove(5);
+        m.insert(100_000, 2);
+        assert_eq!(m.pages.len(), 1, "the freed page served the new key");
+        assert_eq!((m.get(100_000), m.get(5)), (2, 0));
+    }
+}
