@@ -464,8 +464,8 @@ impl KvIndex {
         };
         for ev in events {
             match ev {
-                E::BlockStored { block_hashes, .. } => {
-                    self.add_with_expiry(m, &block_hashes, &[e], u64::MAX)
+                E::BlockStored(stored) => {
+                    self.add_with_expiry(m, &stored.block_hashes, &[e], u64::MAX)
                 }
                 E::BlockRemoved { block_hash } => self.evict_m(m, block_hash, &[e]),
                 E::AllBlocksCleared => {

@@ -9,21 +9,25 @@
 
 use super::block_key::BlockKeyMap;
 use super::dense_map::{DenseKeyMap, Slot};
-use super::events::KvEvent;
+use super::events::{KvEvent, StoredBlocks};
 use super::free_queue::FreeQueue;
 use crate::compat::VllmVersion;
 
-/// Sentinel for "no hash" in the per-block hash table.
-const NO_HASH: u64 = 0;
+/// What the pool knows of one block.
+#[derive(Copy, Clone, Debug, Default)]
+struct BlockMeta {
+    /// Meaningful when `has_hash` (a hash may be 0).
+    hash: u64,
+    ref_cnt: u32,
+    has_hash: bool,
+}
 
 /// Paged KV memory of one pod.
 #[derive(Clone, Debug)]
 pub struct BlockPool {
     n_blocks: u32,
-    ref_cnt: Vec<u32>,
-    /// Hash per block; `has_hash` says whether the slot is meaningful (a hash may be 0).
-    hash: Vec<u64>,
-    has_hash: Vec<bool>,
+    /// Per block: ref count and hash, together (one cache line per block).
+    meta: Vec<BlockMeta>,
     free: FreeQueue,
     /// hash → the first cached block with that hash (returned on a hit).
     cached: DenseKeyMap<u32>,
@@ -55,9 +59,7 @@ impl BlockPool {
         debug_assert_eq!(null, Some(0));
         BlockPool {
             n_blocks,
-            ref_cnt: vec![0; n_blocks as usize],
-            hash: vec![NO_HASH; n_blocks as usize],
-            has_hash: vec![false; n_blocks as usize],
+            meta: vec![BlockMeta::default(); n_blocks as usize],
             free,
             cached: DenseKeyMap::default(),
             duplicates: BlockKeyMap::default(),
@@ -92,7 +94,7 @@ impl BlockPool {
 
     /// Ref count of `block`.
     pub fn ref_cnt(&self, block: u32) -> u32 {
-        self.ref_cnt[block as usize]
+        self.meta[block as usize].ref_cnt
     }
 
     /// Cached block holding `hash`, the first cached if several do.
@@ -113,19 +115,19 @@ impl BlockPool {
             if self.enable_caching {
                 self.maybe_evict_cached_block(b);
             }
-            debug_assert_eq!(self.ref_cnt[b as usize], 0);
-            self.ref_cnt[b as usize] = 1;
+            debug_assert_eq!(self.meta[b as usize].ref_cnt, 0);
+            self.meta[b as usize].ref_cnt = 1;
             out.push(b);
         }
     }
 
     fn maybe_evict_cached_block(&mut self, b: u32) {
         let i = b as usize;
-        if !self.has_hash[i] {
+        if !self.meta[i].has_hash {
             return;
         }
-        let h = self.hash[i];
-        self.has_hash[i] = false;
+        let h = self.meta[i].hash;
+        self.meta[i].has_hash = false;
         let removed = match self.get_cached_block(h) {
             Some(first) if first == b => {
                 // Promote the next duplicate, keeping insertion order.
@@ -169,10 +171,10 @@ impl BlockPool {
     /// A prefix hit takes a reference on each block, unlinking free ones.
     pub fn touch(&mut self, blocks: &[u32]) {
         for &b in blocks {
-            if self.ref_cnt[b as usize] == 0 {
+            if self.meta[b as usize].ref_cnt == 0 {
                 self.free.unlink(b);
             }
-            self.ref_cnt[b as usize] += 1;
+            self.meta[b as usize].ref_cnt += 1;
         }
     }
 
@@ -187,9 +189,9 @@ impl BlockPool {
                 let mut unhashed: Vec<u32> = Vec::new();
                 for b in ordered {
                     let i = b as usize;
-                    self.ref_cnt[i] -= 1;
-                    if self.ref_cnt[i] == 0 {
-                        if self.has_hash[i] {
+                    self.meta[i].ref_cnt -= 1;
+                    if self.meta[i].ref_cnt == 0 {
+                        if self.meta[i].has_hash {
                             self.free.push_back(b);
                         } else {
                             unhashed.push(b);
@@ -201,8 +203,8 @@ impl BlockPool {
             VllmVersion::V0_11 => {
                 for b in ordered {
                     let i = b as usize;
-                    self.ref_cnt[i] -= 1;
-                    if self.ref_cnt[i] == 0 {
+                    self.meta[i].ref_cnt -= 1;
+                    if self.meta[i].ref_cnt == 0 {
                         self.free.push_back(b);
                     }
                 }
@@ -225,9 +227,9 @@ impl BlockPool {
         }
         for (&b, &h) in blocks.iter().zip(hashes) {
             let i = b as usize;
-            debug_assert!(!self.has_hash[i], "block {b} cached twice");
-            self.hash[i] = h;
-            self.has_hash[i] = true;
+            debug_assert!(!self.meta[i].has_hash, "block {b} cached twice");
+            self.meta[i].hash = h;
+            self.meta[i].has_hash = true;
             let first = self
                 .cached
                 .update(h, |old| if old == u32::EMPTY { b } else { old });
@@ -237,11 +239,12 @@ impl BlockPool {
         }
         self.n_blocks_stored += blocks.len() as u64;
         if self.emit_events {
-            self.events.push(KvEvent::BlockStored {
-                block_hashes: hashes.to_vec(),
-                parent_block_hash: parent,
-                block_size,
-            });
+            self.events
+                .push(KvEvent::BlockStored(Box::new(StoredBlocks {
+                    block_hashes: hashes.to_vec(),
+                    parent_block_hash: parent,
+                    block_size,
+                })));
         }
     }
 
@@ -264,7 +267,7 @@ impl BlockPool {
     /// Checks internal consistency: free + referenced = usable, and every
     /// cached entry points at a block carrying that hash. For tests.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let n_referenced = self.ref_cnt[1..].iter().filter(|&&r| r > 0).count() as u32;
+        let n_referenced = self.meta[1..].iter().filter(|m| m.ref_cnt > 0).count() as u32;
         if n_referenced + self.n_free() != self.n_usable() {
             return Err(format!(
                 "blocks not conserved: {} referenced + {} free != {} usable",
@@ -275,10 +278,10 @@ impl BlockPool {
         }
         for b in 1..self.n_blocks {
             let in_q = self.free.contains(b);
-            if in_q != (self.ref_cnt[b as usize] == 0) {
+            if in_q != (self.meta[b as usize].ref_cnt == 0) {
                 return Err(format!(
                     "block {b}: in free queue = {in_q}, ref count = {}",
-                    self.ref_cnt[b as usize]
+                    self.meta[b as usize].ref_cnt
                 ));
             }
         }
@@ -289,7 +292,7 @@ impl BlockPool {
             .flat_map(|(&h, ids)| ids.iter().map(move |&b| (h, b)));
         for (h, b) in firsts.chain(dups) {
             {
-                if !self.has_hash[b as usize] || self.hash[b as usize] != h {
+                if !self.meta[b as usize].has_hash || self.meta[b as usize].hash != h {
                     return Err(format!("cached entry {h:#x} → block {b} without that hash"));
                 }
             }

@@ -1,17 +1,13 @@
 //! KV cache events as a vLLM pod publishes them (`vllm.md` §5).
 
 /// One KV cache event. Hashes are the 64-bit event hashes (or fast keys).
+///
+/// 16 bytes: a pod emits one `BlockRemoved` per evicted block, millions per
+/// run, and each crosses the pod's outbox and the transport queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvEvent {
     /// Newly full blocks of one request in one allocation, in chain order.
-    BlockStored {
-        /// Hashes of the stored blocks, parent first.
-        block_hashes: Vec<u64>,
-        /// Hash of the block before the first one, `None` at the chain root.
-        parent_block_hash: Option<u64>,
-        /// Tokens per block.
-        block_size: u32,
-    },
+    BlockStored(Box<StoredBlocks>),
     /// One evicted block (vLLM emits one event per evicted block, whose
     /// `block_hashes` list therefore always holds exactly one hash).
     BlockRemoved {
@@ -22,11 +18,22 @@ pub enum KvEvent {
     AllBlocksCleared,
 }
 
+/// The payload of [`KvEvent::BlockStored`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBlocks {
+    /// Hashes of the stored blocks, parent first.
+    pub block_hashes: Vec<u64>,
+    /// Hash of the block before the first one, `None` at the chain root.
+    pub parent_block_hash: Option<u64>,
+    /// Tokens per block.
+    pub block_size: u32,
+}
+
 impl KvEvent {
     /// vLLM's class name, used as the wire tag.
     pub fn type_name(&self) -> &'static str {
         match self {
-            KvEvent::BlockStored { .. } => "BlockStored",
+            KvEvent::BlockStored(_) => "BlockStored",
             KvEvent::BlockRemoved { .. } => "BlockRemoved",
             KvEvent::AllBlocksCleared => "AllBlocksCleared",
         }
@@ -35,9 +42,17 @@ impl KvEvent {
     /// The block hashes the event carries (empty for `AllBlocksCleared`).
     pub fn block_hashes(&self) -> &[u64] {
         match self {
-            KvEvent::BlockStored { block_hashes, .. } => block_hashes,
+            KvEvent::BlockStored(stored) => &stored.block_hashes,
             KvEvent::BlockRemoved { block_hash } => std::slice::from_ref(block_hash),
             KvEvent::AllBlocksCleared => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn events_stay_small() {
+        assert_eq!(std::mem::size_of::<super::KvEvent>(), 16);
     }
 }

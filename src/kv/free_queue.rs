@@ -6,13 +6,23 @@
 //! a linked list over arrays and not a `VecDeque`.
 
 const NIL: u32 = u32::MAX;
+/// `prev` of a block that is not in the queue.
+const OUT: u32 = u32::MAX - 1;
+
+/// A block's neighbours, in one word so an unlink touches one cache line
+/// per block.
+#[derive(Copy, Clone, Debug)]
+struct Link {
+    /// Previous block, [`NIL`] at the head, [`OUT`] when not queued.
+    prev: u32,
+    /// Next block, [`NIL`] at the tail.
+    next: u32,
+}
 
 /// Doubly-linked list over block ids `0..n`, with O(1) push, pop and unlink.
 #[derive(Clone, Debug)]
 pub struct FreeQueue {
-    prev: Vec<u32>,
-    next: Vec<u32>,
-    in_queue: Vec<bool>,
+    links: Vec<Link>,
     head: u32,
     tail: u32,
     len: u32,
@@ -21,17 +31,15 @@ pub struct FreeQueue {
 impl FreeQueue {
     /// A queue holding every block `0..n_blocks` in id order.
     pub fn new(n_blocks: u32) -> FreeQueue {
-        let n = n_blocks as usize;
-        let prev = (0..n_blocks)
-            .map(|i| if i == 0 { NIL } else { i - 1 })
-            .collect();
-        let next = (0..n_blocks)
-            .map(|i| if i + 1 == n_blocks { NIL } else { i + 1 })
+        assert!(n_blocks < OUT, "block ids must stay below the sentinels");
+        let links = (0..n_blocks)
+            .map(|i| Link {
+                prev: if i == 0 { NIL } else { i - 1 },
+                next: if i + 1 == n_blocks { NIL } else { i + 1 },
+            })
             .collect();
         FreeQueue {
-            prev,
-            next,
-            in_queue: vec![true; n],
+            links,
             head: if n_blocks == 0 { NIL } else { 0 },
             tail: if n_blocks == 0 { NIL } else { n_blocks - 1 },
             len: n_blocks,
@@ -50,7 +58,7 @@ impl FreeQueue {
 
     /// Whether `block` is currently in the queue.
     pub fn contains(&self, block: u32) -> bool {
-        self.in_queue[block as usize]
+        self.links[block as usize].prev != OUT
     }
 
     /// Removes and returns the head (the next block to reuse).
@@ -65,38 +73,38 @@ impl FreeQueue {
 
     /// Unlinks `block` from anywhere in the queue. The block must be queued.
     pub fn unlink(&mut self, block: u32) {
-        let i = block as usize;
-        assert!(self.in_queue[i], "block {block} is not in the free queue");
-        let (p, n) = (self.prev[i], self.next[i]);
+        let Link { prev: p, next: n } = self.links[block as usize];
+        assert!(p != OUT, "block {block} is not in the free queue");
         if p == NIL {
             self.head = n;
         } else {
-            self.next[p as usize] = n;
+            self.links[p as usize].next = n;
         }
         if n == NIL {
             self.tail = p;
         } else {
-            self.prev[n as usize] = p;
+            self.links[n as usize].prev = p;
         }
-        self.prev[i] = NIL;
-        self.next[i] = NIL;
-        self.in_queue[i] = false;
+        self.links[block as usize] = Link {
+            prev: OUT,
+            next: NIL,
+        };
         self.len -= 1;
     }
 
     /// Appends `block` at the tail (evicted last).
     pub fn push_back(&mut self, block: u32) {
-        let i = block as usize;
-        assert!(!self.in_queue[i], "block {block} is already free");
-        self.prev[i] = self.tail;
-        self.next[i] = NIL;
+        assert!(!self.contains(block), "block {block} is already free");
+        self.links[block as usize] = Link {
+            prev: self.tail,
+            next: NIL,
+        };
         if self.tail == NIL {
             self.head = block;
         } else {
-            self.next[self.tail as usize] = block;
+            self.links[self.tail as usize].next = block;
         }
         self.tail = block;
-        self.in_queue[i] = true;
         self.len += 1;
     }
 
@@ -109,17 +117,17 @@ impl FreeQueue {
     }
 
     fn push_front(&mut self, block: u32) {
-        let i = block as usize;
-        assert!(!self.in_queue[i], "block {block} is already free");
-        self.next[i] = self.head;
-        self.prev[i] = NIL;
+        assert!(!self.contains(block), "block {block} is already free");
+        self.links[block as usize] = Link {
+            prev: NIL,
+            next: self.head,
+        };
         if self.head == NIL {
             self.tail = block;
         } else {
-            self.prev[self.head as usize] = block;
+            self.links[self.head as usize].prev = block;
         }
         self.head = block;
-        self.in_queue[i] = true;
         self.len += 1;
     }
 
@@ -129,7 +137,7 @@ impl FreeQueue {
         let mut cur = self.head;
         while cur != NIL {
             out.push(cur);
-            cur = self.next[cur as usize];
+            cur = self.links[cur as usize].next;
         }
         out
     }
@@ -195,6 +203,9 @@ mod tests {
                 }
                 prop_assert_eq!(q.to_vec(), model.iter().copied().collect::<Vec<_>>());
                 prop_assert_eq!(q.len() as usize, model.len());
+                for b in 0..16 {
+                    prop_assert_eq!(q.contains(b), model.contains(&b));
+                }
             }
         }
     }
