@@ -184,6 +184,14 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         return Err(e)
             .with_context(|| format!("reading the workload of scenario {}", resolved.name));
     }
+    let n_stalled = run.not_finished.iter().filter(|r| r.stalled).count();
+    if n_stalled > 0 {
+        eprintln!(
+            "warning: {n_stalled} requests stalled on their pods (counted as unfinished): \
+             the pod's scheduler could make no progress, as vLLM would hang; \
+             typically too few KV blocks for P/D pulls plus a preempted request"
+        );
+    }
     let (summary, records) = summarize(&run);
     Ok(Finished {
         resolved,

@@ -127,6 +127,12 @@ pub struct IncompleteRequest {
     pub pod: Option<u32>,
     /// Rejected, or `None` when still queued or running at the end.
     pub rejection: Option<Rejection>,
+    /// Still on its pod although the simulation ran out of events before any
+    /// horizon: the pod can make no progress. This is vLLM's own behaviour,
+    /// not a simulator fault: e.g. a preempted request at the head of the
+    /// waiting queue needs more blocks than are free while P/D requests
+    /// behind it hold theirs, and the scheduler stops at the head every step.
+    pub stalled: bool,
 }
 
 /// Observes progress (the CLI shows a bar).
@@ -325,8 +331,10 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 Event::MetricsScrape,
             );
         }
+        let mut cut_at_horizon = false;
         while let Some((key, ev)) = self.queue.pop() {
             if self.horizon.is_some_and(|h| key.time > h) {
+                cut_at_horizon = true;
                 break;
             }
             n_events += 1;
@@ -350,6 +358,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             id: tr.id,
                             pod: None,
                             rejection: Some(Rejection::NoEndpoint),
+                            stalled: false,
                         });
                         continue;
                     };
@@ -365,6 +374,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             id: tr.id,
                             pod: Some(pod),
                             rejection: Some(Rejection::TooLong),
+                            stalled: false,
                         });
                         continue;
                     }
@@ -513,13 +523,16 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             }
         }
         progress.on_progress(finished.len() as u64);
-        // Whatever is still queued or running did not finish.
+        // Whatever is still queued or running did not finish; with no event
+        // left, nothing would ever move it.
+        let stalled = !cut_at_horizon;
         for (p, pod) in self.pods.iter().enumerate() {
             for id in pod.scheduler().unfinished_ids() {
                 not_finished.push(IncompleteRequest {
                     id,
                     pod: Some(p as u32),
                     rejection: None,
+                    stalled,
                 });
             }
         }
@@ -529,11 +542,13 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     id: tr.id,
                     pod: None,
                     rejection: None,
+                    stalled: false,
                 }),
                 Event::Dispatch { pod, req } => not_finished.push(IncompleteRequest {
                     id: req.id,
                     pod: Some(pod),
                     rejection: None,
+                    stalled: false,
                 }),
                 Event::StepEnd { .. }
                 | Event::IndexUpdate { .. }
@@ -547,6 +562,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 id: r.id,
                 pod: None,
                 rejection: None,
+                stalled: false,
             });
         }
         not_finished.sort_by_key(|r| r.id);

@@ -193,19 +193,48 @@ proptest! {
     ) {
         let out = simulate_cluster(seed, n, true, true, blocks, async_sched);
         prop_assert_eq!(out.finished.len() + out.not_finished.len(), n);
-        prop_assert!(out.not_finished.iter().all(|r| r.rejection.is_some()));
+        // Tiny pools can wedge a decode pod the way they wedge vLLM (see
+        // `IncompleteRequest::stalled`); such requests are reported, not lost.
+        prop_assert!(out.not_finished.iter().all(|r| r.rejection.is_some() || r.stalled));
         for c in &out.finished {
             prop_assert_eq!(out.pods[c.pod as usize].role, crate::pod::engine::Role::Decode);
             prop_assert_eq!(c.req.num_output_tokens, c.req.max_tokens);
         }
-        prop_assert_eq!(out.n_transfers as usize, out.finished.len());
+        let n_stalled = out.not_finished.iter().filter(|r| r.stalled).count();
+        prop_assert!(out.n_transfers as usize >= out.finished.len());
+        prop_assert!(out.n_transfers as usize <= out.finished.len() + n_stalled);
         prop_assert_eq!(out.n_hold_timeouts, 0);
-        for p in &out.pods {
+        for (i, p) in out.pods.iter().enumerate() {
             p.scheduler().check_invariants().map_err(TestCaseError::fail)?;
-            prop_assert_eq!(p.scheduler().n_held(), 0);
-            prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable(), "pod {}", p.name);
+            // A prefill pod keeps holding blocks for a stalled request whose pull never came.
+            prop_assert!(p.scheduler().n_held() <= n_stalled);
+            let stalled_here = out.not_finished.iter().any(|r| r.stalled && r.pod == Some(i as u32));
+            prop_assert_eq!(stalled_here, p.scheduler().n_unfinished() > 0, "pod {}", p.name);
+            if !stalled_here && p.scheduler().n_held() == 0 {
+                prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable(), "pod {}", p.name);
+            }
         }
     }
+}
+
+/// A preempted request at the head of the decode pod's queue needs more
+/// blocks than are free while three received P/D requests behind it hold 62
+/// of the 83: vLLM's scheduler stops at the head every step and never gets to
+/// them. The run reports those requests as stalled instead of dropping them.
+#[test]
+fn a_wedged_decode_pod_reports_its_requests_as_stalled() {
+    let out = simulate_cluster(1549197587507538736, 9, true, true, 84, true);
+    let stalled: Vec<u64> = out
+        .not_finished
+        .iter()
+        .filter(|r| r.stalled)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stalled, vec![5, 6, 7, 8]);
+    assert_eq!(out.finished.len(), 5);
+    let pod = &out.pods[out.not_finished[0].pod.unwrap() as usize];
+    assert_eq!(pod.scheduler().n_running(), 0);
+    assert_eq!(pod.scheduler().n_waiting(), 4);
 }
 
 #[test]
