@@ -122,7 +122,10 @@ impl PodRequest {
         block_size: u32,
     ) -> PodRequest {
         let prompt_len = prompt.n_tokens();
-        let mut block_hashes = Vec::with_capacity((prompt_len / block_size) as usize + 1);
+        // Sized for the whole sequence: growing these per decode block costs
+        // a copy of the table each time.
+        let n_seq_blocks = (prompt_len + max_tokens).div_ceil(block_size.max(1)) as usize;
+        let mut block_hashes = Vec::with_capacity(n_seq_blocks);
         let mut chain = ChainState::default();
         hasher.prompt_keys(
             &prompt,
@@ -148,7 +151,7 @@ impl PodRequest {
             is_prefill_chunk: true,
             block_hashes,
             chain,
-            blocks: Vec::new(),
+            blocks: Vec::with_capacity(n_seq_blocks),
             num_cached_blocks: 0,
             num_cached_tokens: None,
             num_scheduled_tokens_total: 0,
