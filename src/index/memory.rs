@@ -268,7 +268,7 @@ impl KvIndex {
     /// keys (e.g. the pods' total block count with speculative entries off)
     /// and expects entries of pods `0..n_pods`: when the bound is within
     /// `cfg.size`, the LRU can never evict, so a plain map gives identical
-    /// results faster, and a pod bitmask per key ([`Store::Masks`]) when
+    /// results faster, and a pod bitmask per key when
     /// `n_pods` fits both a mask and `pod_cache_size`.
     ///
     /// An entry a mask cannot hold (another tier, speculative, a pod outside
