@@ -133,9 +133,9 @@ pub struct KvIndex {
 /// and maintaining it is wasted work).
 ///
 /// `Masks` is the plain map for the case the simulator runs almost always:
-/// only confirmed GPU entries of pods whose ids are at most
-/// [`MAX_POD`] and below `pod_cache_size`, so a key's entries are a set of
-/// pods (the per-key LRU can never overflow and its order is never read) and
+/// only confirmed GPU entries of pods `0..mask_pods` (at most
+/// `min(pod_cache_size, MAX_POD + 1)` of them), so a key's entries are a set
+/// of pods (the per-key LRU can never overflow and its order is never read) and
 /// fit one bitmask (a [`DenseKeyMap`] per model). Anything else converts it to
 /// `Plain` first.
 enum Store {
