@@ -75,7 +75,8 @@ pub struct PodRequest {
     pub status: ReqStatus,
     /// Whether the last scheduled chunk left prompt tokens to compute.
     pub is_prefill_chunk: bool,
-    /// Keys of every full block of tokens known so far (prompt and output).
+    /// Keys of every full block of tokens known so far (prompt and output);
+    /// emptied when the request finishes.
     pub block_hashes: Vec<u64>,
     chain: ChainState,
     /// Block table: physical block ids in logical order.

@@ -646,6 +646,9 @@ impl Scheduler {
                 }
                 let mut req = self.reqs[slot.idx as usize].take().expect("live");
                 req.status = ReqStatus::Finished;
+                // Finished requests are kept for the report, which never reads
+                // their keys: give the memory back while the run goes on.
+                req.block_hashes = Vec::new();
                 self.free_slots.push(slot.idx);
                 self.n_finished_unflushed += 1;
                 out.finished.push(Finished { slot, req });
