@@ -24,7 +24,7 @@
 //! so d(i+1) is derived from d(i) by counting marks over the short gap
 //! between their touch times instead of a full rank query.
 
-use rustc_hash::FxHashMap;
+use crate::kv::dense_map::DenseKeyMap;
 
 use super::marks::MarkSet;
 
@@ -32,7 +32,7 @@ use super::marks::MarkSet;
 pub struct CurveBuilder {
     block_size: u32,
     /// Block key → time of its latest touch (1-based; 0 = never).
-    last_touch: FxHashMap<u64, usize>,
+    last_touch: DenseKeyMap<u64>,
     /// One mark per block at the time of its latest touch.
     marks: MarkSet,
     now: usize,
@@ -53,7 +53,7 @@ impl CurveBuilder {
     pub fn new(block_size: u32) -> CurveBuilder {
         CurveBuilder {
             block_size,
-            last_touch: FxHashMap::default(),
+            last_touch: DenseKeyMap::default(),
             marks: MarkSet::new(),
             now: 0,
             hist: vec![0],
@@ -77,7 +77,7 @@ impl CurveBuilder {
         self.olds.clear();
         self.olds.resize(n, 0);
         for (j, &k) in keys.iter().enumerate().rev() {
-            self.olds[j] = self.last_touch.insert(k, start + n - j).unwrap_or(0);
+            self.olds[j] = self.last_touch.insert(k, (start + n - j) as u64) as usize;
         }
         // Distances against the state before this request (marks untouched yet).
         let total = self.marks.total();
