@@ -45,6 +45,19 @@ pub struct EndpointView<'a> {
     pub in_flight_tokens: u64,
     /// Age of the scraped metrics at scheduling time (0 = fresh).
     pub metrics_age_ns: u64,
+    /// LoRA adapters, from `vllm:lora_requests_info`.
+    pub lora: LoraView<'a>,
+}
+
+/// The LoRA adapters of one endpoint, as `vllm:lora_requests_info` labels them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoraView<'a> {
+    /// `running_lora_adapters`: adapters loaded and serving.
+    pub active: &'a [&'a str],
+    /// `waiting_lora_adapters`: adapters requests are waiting for.
+    pub waiting: &'a [&'a str],
+    /// `max_lora`: adapter slots (0 without LoRA).
+    pub max_active: u32,
 }
 
 impl<'a> EndpointView<'a> {
@@ -62,6 +75,7 @@ impl<'a> EndpointView<'a> {
             in_flight_requests: 0,
             in_flight_tokens: 0,
             metrics_age_ns: 0,
+            lora: LoraView::default(),
         }
     }
 }

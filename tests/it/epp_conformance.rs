@@ -10,7 +10,8 @@
 //!   (PreRequest hooks run with that result) or `{request, schedule_on: [ids]}`
 //!   (a full cycle over those endpoints, then PreRequest);
 //! - `request`: `{id, model, tokens?, n_prompt_tokens?, block_keys?, session_token?, cache_salt?}`;
-//! - `endpoints`: EndpointView fields (`id`, `name`, optional metrics);
+//! - `endpoints`: EndpointView fields (`id`, `name`, optional metrics, and
+//!   `lora: {active: [..], waiting: [..], max_active}`);
 //! - `expected`: `{primary_profile, profiles: [{name, endpoints, scores: {scorer: [..]}, totals, pick}]}`
 //!   in run order, or `{error: substring}`.
 
@@ -18,7 +19,7 @@ use kvsim::epp::config::load_yaml;
 use kvsim::epp::plugin::{PodEntry, PreRequestContext, SchedulingContext, Tier};
 use kvsim::epp::profile::ProfileRunResult;
 use kvsim::epp::scheduler::{Scheduler, SchedulingResult};
-use kvsim::epp::view::{EndpointId, EndpointView, RequestView, TokenPrompt};
+use kvsim::epp::view::{EndpointId, EndpointView, LoraView, RequestView, TokenPrompt};
 use kvsim::index::{IndexConfig, KvIndex};
 use rand::SeedableRng;
 use serde_json::Value;
@@ -81,7 +82,26 @@ fn endpoints(v: &Value) -> (Vec<String>, Vec<Option<String>>, Vec<Value>) {
     )
 }
 
-fn ep_view<'a>(e: &Value, name: &'a str, role: Option<&'a str>) -> EndpointView<'a> {
+/// The `lora` object of an endpoint: (active, waiting, max_active).
+fn lora_of(e: &Value) -> (Vec<&str>, Vec<&str>, u32) {
+    let names = |k: &str| -> Vec<&str> {
+        e["lora"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n.as_str().unwrap())
+            .collect()
+    };
+    let max = e["lora"]["max_active"].as_u64().unwrap_or(0) as u32;
+    (names("active"), names("waiting"), max)
+}
+
+fn ep_view<'a>(
+    e: &Value,
+    name: &'a str,
+    role: Option<&'a str>,
+    lora: &'a (Vec<&'a str>, Vec<&'a str>, u32),
+) -> EndpointView<'a> {
     let u = |k: &str| e[k].as_u64().unwrap_or(0);
     let mut v = EndpointView::new(EndpointId(u("id") as u32), name);
     v.role = role;
@@ -93,6 +113,11 @@ fn ep_view<'a>(e: &Value, name: &'a str, role: Option<&'a str>) -> EndpointView<
     v.in_flight_requests = u("in_flight_requests") as u32;
     v.in_flight_tokens = u("in_flight_tokens");
     v.metrics_age_ns = u("metrics_age_ns");
+    v.lora = LoraView {
+        active: &lora.0,
+        waiting: &lora.1,
+        max_active: lora.2,
+    };
     v
 }
 
@@ -124,10 +149,11 @@ fn run_fixture(path: &std::path::Path) {
         index.add(&r.model, &[item["key"].as_u64().unwrap()], &entries);
     }
     let (names, roles, raw_eps) = endpoints(&fx["endpoints"]);
+    let loras: Vec<_> = raw_eps.iter().map(lora_of).collect();
     let eps: Vec<EndpointView<'_>> = raw_eps
         .iter()
         .enumerate()
-        .map(|(i, e)| ep_view(e, &names[i], roles[i].as_deref()))
+        .map(|(i, e)| ep_view(e, &names[i], roles[i].as_deref(), &loras[i]))
         .collect();
 
     for prior in fx["prior"].as_array().into_iter().flatten() {

@@ -15,6 +15,7 @@ use crate::epp::scorer::active_request::{ActiveRequestMode, ActiveRequestScorer}
 use crate::epp::scorer::approx_prefix::{ApproxPrefixConfig, ApproxPrefixScorer};
 use crate::epp::scorer::kv_cache_utilization::KvCacheUtilizationScorer;
 use crate::epp::scorer::load_aware::LoadAwareScorer;
+use crate::epp::scorer::lora_affinity::LoraAffinityScorer;
 use crate::epp::scorer::no_hit_lru::NoHitLruScorer;
 use crate::epp::scorer::precise_prefix::{
     Normalization, PrecisePrefixConfig, PrecisePrefixScorer, TierWeights,
@@ -32,6 +33,7 @@ pub const SCORER_TYPES: &[&str] = &[
     "kv-cache-utilization-scorer",
     "kvcache-aware-scorer",
     "load-aware-scorer",
+    "lora-affinity-scorer",
     "no-hit-lru-scorer",
     "precise-prefix-cache-scorer",
     "prefix-cache-scorer",
@@ -157,6 +159,7 @@ fn scorer(type_name: &str, p: &mut Params<'_>) -> Result<Option<Built>, ConfigEr
             plain(Box::new(KvCacheUtilizationScorer))
         }
         "session-affinity-scorer" => plain(Box::new(SessionAffinityScorer)),
+        "lora-affinity-scorer" => plain(Box::new(LoraAffinityScorer)),
         "load-aware-scorer" => {
             let t = p.u64("threshold")?.unwrap_or(128);
             plain(Box::new(LoadAwareScorer {

@@ -1,12 +1,11 @@
 //! Scorers (spec §3), one file each. Every score lies in [0, 1].
-//!
-//! `lora-affinity-scorer` is omitted: kvsim models no LoRA adapters.
 
 pub mod active_request;
 pub mod approx_index;
 pub mod approx_prefix;
 pub mod kv_cache_utilization;
 pub mod load_aware;
+pub mod lora_affinity;
 pub mod no_hit_lru;
 pub mod precise_prefix;
 pub mod queue;
