@@ -316,3 +316,28 @@ fn check_fails_beyond_tolerance_and_passes_within() {
     assert_eq!(code, 2);
     assert!(err.contains("--update"), "{err}");
 }
+
+#[test]
+fn bench_times_a_scenario_and_rejects_zero_runs() {
+    let out = run_ok(&[
+        "bench",
+        "--scenario",
+        "scenarios/quickstart.yaml",
+        "--repeat",
+        "2",
+    ]);
+    assert_eq!(out.matches("s wall (").count(), 2, "{out}");
+    assert!(
+        out.contains("best ") && out.contains("over 2 runs"),
+        "{out}"
+    );
+    let (code, err) = run_err(&[
+        "bench",
+        "--scenario",
+        "scenarios/quickstart.yaml",
+        "--repeat",
+        "0",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--repeat must be at least 1"), "{err}");
+}
