@@ -557,43 +557,76 @@ impl KvIndex {
                 self.data.remove(&(m, k));
             }
             let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
-            if !lookup_step(stop, slots, now_ns, pods, out) {
+            if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
                 return;
             }
         }
     }
 }
 
-/// One key of a lookup; returns false when the lookup stops here.
-fn lookup_step(
+/// What a lookup sees of one key.
+enum Seen<I> {
+    /// Absent, or holding only expired speculative entries (upstream's TTL
+    /// cache would have evicted them and dropped the key).
+    Absent,
+    /// Present but without any entry.
+    Empty,
+    /// Present; the live entries of the requested pods (possibly none).
+    Entries(I),
+}
+
+/// One key of a lookup under the stop rule; returns false when the lookup
+/// stops here. The one place both stores' lookups apply [`LookupStop`].
+fn lookup_step<I: Iterator<Item = PodEntry>>(
     stop: LookupStop,
-    slots: Option<&[Slot]>,
-    now_ns: u64,
-    pods: &[EndpointId],
+    seen: Seen<I>,
     out: &mut KeyEntries,
 ) -> bool {
-    let live = |s: &&Slot| s.expires_at_ns > now_ns;
-    match slots {
-        // Absent, or only expired speculative entries (upstream's TTL cache
-        // would have evicted them and dropped the key): absent.
-        None => {}
-        Some(sl) if !sl.is_empty() && !sl.iter().any(|s| live(&s)) => {}
+    match seen {
+        Seen::Absent if stop == LookupStop::Redis => false,
+        Seen::Absent => {
+            out.push_key([]);
+            true
+        }
         // Present but empty: both backends stop.
-        Some([]) => return false,
-        Some(sl) => {
-            let wanted = |s: &&Slot| live(s) && (pods.is_empty() || pods.contains(&s.entry.pod));
-            if stop == LookupStop::Redis && !sl.iter().any(|s| wanted(&s)) {
+        Seen::Empty => false,
+        Seen::Entries(entries) => {
+            let mut entries = entries.peekable();
+            if stop == LookupStop::Redis && entries.peek().is_none() {
                 return false;
             }
-            out.push_key(sl.iter().filter(wanted).map(|s| s.entry));
-            return true;
+            out.push_key(entries);
+            true
         }
     }
-    if stop == LookupStop::Redis {
-        return false;
+}
+
+/// [`Seen`] of a key of the slot stores.
+fn seen_slots<'a>(
+    slots: Option<&'a [Slot]>,
+    now_ns: u64,
+    pods: &'a [EndpointId],
+) -> Seen<impl Iterator<Item = PodEntry> + 'a> {
+    let live = move |s: &Slot| s.expires_at_ns > now_ns;
+    match slots {
+        None => Seen::Absent,
+        Some([]) => Seen::Empty,
+        Some(sl) if !sl.iter().any(live) => Seen::Absent,
+        Some(sl) => Seen::Entries(
+            sl.iter()
+                .filter(move |s| live(s) && (pods.is_empty() || pods.contains(&s.entry.pod)))
+                .map(|s| s.entry),
+        ),
     }
-    out.push_key([]);
-    true
+}
+
+/// [`Seen`] of a key of [`Store::Masks`], keeping the pods in `wanted`.
+fn seen_mask(mask: u64, wanted: u64) -> Seen<impl Iterator<Item = PodEntry>> {
+    match mask {
+        0 => Seen::Absent,
+        PRESENT => Seen::Empty,
+        m => Seen::Entries(mask_entries(m & wanted)),
+    }
 }
 
 impl KvBlockLookup for KvIndex {
@@ -610,14 +643,8 @@ impl KvBlockLookup for KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
+        let stop = self.cfg.stop;
         if let Store::Masks(ms) = &self.data {
-            let Some(table) = ms.get(m as usize) else {
-                // No key of this model was ever stored: every key is absent.
-                if self.cfg.stop == LookupStop::InMemory {
-                    keys.iter().for_each(|_| out.push_key([]));
-                }
-                return;
-            };
             let wanted = if pods.is_empty() {
                 u64::MAX
             } else {
@@ -625,24 +652,19 @@ impl KvBlockLookup for KvIndex {
                     .filter(|p| p.0 <= MAX_POD)
                     .fold(0, |b, &p| b | pod_bit(p))
             };
+            // A model never stored has no table: every key reads as absent.
+            let table = ms.get(m as usize);
             for &k in keys {
-                let hit = match table.get(k) {
-                    0 if self.cfg.stop == LookupStop::Redis => return,
-                    0 => 0,
-                    // Present but empty: both backends stop.
-                    PRESENT => return,
-                    mask => mask & wanted & !PRESENT,
-                };
-                if hit == 0 && self.cfg.stop == LookupStop::Redis {
+                let mask = table.map_or(0, |t| t.get(k));
+                if !lookup_step(stop, seen_mask(mask, wanted), out) {
                     return;
                 }
-                out.push_key(mask_entries(hit));
             }
             return;
         }
         for &k in keys {
             let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
-            if !lookup_step(self.cfg.stop, slots, now_ns, pods, out) {
+            if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
                 return;
             }
         }

@@ -121,33 +121,29 @@ impl Env<'_> {
     }
 
     fn f64(&self, name: &str) -> Result<Option<f64>, ConfigError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ConfigError::EnvValue {
-                    name: name.into(),
-                    value: v.into(),
-                    expected: "a number",
-                }),
-        }
+        self.parsed(name, "a number")
     }
 
     fn u64(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ConfigError::EnvValue {
-                    name: name.into(),
-                    value: v.into(),
-                    expected: "a non-negative integer",
-                }),
-        }
+        self.parsed(name, "a non-negative integer")
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        expected: &'static str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        v.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::EnvValue {
+                name: name.into(),
+                value: v.into(),
+                expected,
+            })
     }
 }
 
