@@ -244,14 +244,17 @@ impl EppRouter {
         now_ns: u64,
     ) -> Option<(u32, Option<u32>)> {
         self.keys.clear();
-        let mut chain = ChainState::default();
-        self.hasher.prompt_keys(
-            &req.prompt,
-            self.index_block_size,
-            req.cache_salt.as_deref(),
-            &mut chain,
-            &mut self.keys,
-        );
+        // Only the precise-prefix scorer and the decision log read the keys.
+        if self.index.is_some() || self.log.is_some() {
+            let mut chain = ChainState::default();
+            self.hasher.prompt_keys(
+                &req.prompt,
+                self.index_block_size,
+                req.cache_salt.as_deref(),
+                &mut chain,
+                &mut self.keys,
+            );
+        }
         let views: Vec<EndpointView> = (0..pods.len())
             .map(|i| {
                 let s = self.scraped[i];

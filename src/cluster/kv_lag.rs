@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::time::SimDuration;
 use crate::kv::events::KvEvent;
 
 /// When a pod's events leave the pod.
@@ -125,7 +126,6 @@ impl EventPipeline {
         &self.lag
     }
 
-    /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
     /// Sends `events` that `pod` published at `t_ns`; returns when they are
     /// applied, at which point [`EventPipeline::deliver`] hands them over.
     pub fn send(
@@ -148,12 +148,14 @@ impl EventPipeline {
         self.in_transit[pod].drain(..n_events)
     }
 
-    pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
-        let arrive = t_ns + (self.lag.transport_us * 1e3).ceil() as u64;
+    /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
+    fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
+        let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();
+        let arrive = t_ns + us(self.lag.transport_us);
         let w = self.worker_of_pod[pod];
         let start = arrive.max(self.worker_free_ns[w]);
         let work = self.lag.per_event_us * n_events as f64 + self.lag.redis_write_rtt_us;
-        let done = start + (work * 1e3).ceil() as u64;
+        let done = start + us(work);
         self.worker_free_ns[w] = done;
         done
     }

@@ -154,8 +154,10 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     queue: EventQueue<Event>,
     routing_latency: SimDuration,
     horizon: Option<SimTime>,
-    block_size_of: Vec<u32>,
-    max_model_len_of: Vec<u32>,
+    /// Pods a simple router picks from (all but prefill pods).
+    simple_targets: Vec<u32>,
+    /// The router's index lookup round trip, added to every routing.
+    index_lookup: SimDuration,
     pd: Option<PdSetup>,
     flows: rustc_hash::FxHashMap<u64, PdFlow>,
     pulls: rustc_hash::FxHashMap<
@@ -181,14 +183,17 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 p.set_publish_immediately(immediate);
             }
         }
-        let block_size_of = pods
-            .iter()
-            .map(|p| p.scheduler().config().block_size)
+        let simple_targets = (0..pods.len() as u32)
+            .filter(|&i| pods[i as usize].role != crate::pod::engine::Role::Prefill)
             .collect();
-        let max_model_len_of = pods
-            .iter()
-            .map(|p| p.scheduler().config().max_model_len)
-            .collect();
+        let index_lookup = match &routing {
+            Routing::Epp {
+                pipeline, router, ..
+            } if router.has_index() => {
+                SimDuration::from_us_f64_ceil(pipeline.lag().redis_lookup_rtt_us)
+            }
+            _ => SimDuration::ZERO,
+        };
         Simulation {
             pods,
             routing,
@@ -197,8 +202,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             queue: EventQueue::new(),
             routing_latency,
             horizon: None,
-            block_size_of,
-            max_model_len_of,
+            simple_targets,
+            index_lookup,
             pd: None,
             flows: Default::default(),
             pulls: Default::default(),
@@ -344,12 +349,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     self.push_next_arrival();
                     let decision = match &mut self.routing {
                         Routing::Simple(r) => {
-                            let eligible: Vec<u32> = (0..self.pods.len() as u32)
-                                .filter(|&i| {
-                                    self.pods[i as usize].role != crate::pod::engine::Role::Prefill
-                                })
-                                .collect();
-                            Some((eligible[r.pick(eligible.len())], None))
+                            let targets = &self.simple_targets;
+                            Some((targets[r.pick(targets.len())], None))
                         }
                         Routing::Epp { router, .. } => router.route(&tr, &self.pods, now.as_ns()),
                     };
@@ -364,7 +365,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     };
                     let p = pod as usize;
                     let total = tr.prompt.n_tokens() as u64 + tr.output_len as u64;
-                    let too_long = |q: usize| total > self.max_model_len_of[q] as u64;
+                    let too_long =
+                        |q: usize| total > self.pods[q].scheduler().config().max_model_len as u64;
                     if too_long(p)
                         || prefill.is_some_and(|q| too_long(q as usize))
                         || tr.prompt.n_tokens() == 0
@@ -378,41 +380,19 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         });
                         continue;
                     }
-                    let lookup = match &self.routing {
-                        Routing::Epp {
-                            pipeline, router, ..
-                        } if router.has_index() => {
-                            SimDuration::from_us_f64_ceil(pipeline.lag().redis_lookup_rtt_us)
-                        }
-                        _ => SimDuration::ZERO,
-                    };
                     let id = tr.id;
                     let mut req = self.build_request(*tr, p);
                     req.times.arrival_ns = now.as_ns();
-                    match prefill.filter(|_| self.pd.is_some()) {
-                        None => {
-                            let delay = self.routing_latency
-                                + lookup
-                                + self.pods[p].admission_overhead(req.prompt_len);
-                            self.queue.push(
-                                now.add(delay),
-                                EventClass::Dispatch,
-                                Event::Dispatch {
-                                    pod,
-                                    req: Box::new(req),
-                                },
-                            );
-                        }
+                    // P/D: the routing sidecar first sends a copy with
+                    // max_tokens = 1 to the prefill pod, which keeps the blocks
+                    // for the pull; the decode leg waits in the flow.
+                    let (first_pod, first_leg) = match prefill.filter(|_| self.pd.is_some()) {
+                        None => (pod, req),
                         Some(q) => {
-                            // The routing sidecar first sends a copy with max_tokens = 1
-                            // to the prefill pod, which keeps the blocks for the pull.
                             let mut prefill_leg = self.build_request_like(&req, q as usize);
                             prefill_leg.max_tokens = 1;
                             prefill_leg.kv_transfer = crate::pod::request::KvTransfer::Produce;
                             req.kv_transfer = crate::pod::request::KvTransfer::Consume;
-                            let delay = self.routing_latency
-                                + lookup
-                                + self.pods[q as usize].admission_overhead(req.prompt_len);
                             self.flows.insert(
                                 id,
                                 PdFlow {
@@ -421,16 +401,20 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                                     decode_leg: Some(Box::new(req)),
                                 },
                             );
-                            self.queue.push(
-                                now.add(delay),
-                                EventClass::Dispatch,
-                                Event::Dispatch {
-                                    pod: q,
-                                    req: Box::new(prefill_leg),
-                                },
-                            );
+                            (q, prefill_leg)
                         }
-                    }
+                    };
+                    let delay = self.routing_latency
+                        + self.index_lookup
+                        + self.pods[first_pod as usize].admission_overhead(first_leg.prompt_len);
+                    self.queue.push(
+                        now.add(delay),
+                        EventClass::Dispatch,
+                        Event::Dispatch {
+                            pod: first_pod,
+                            req: Box::new(first_leg),
+                        },
+                    );
                 }
                 Event::Dispatch { pod, req } => {
                     if let Some(end) = self.pods[pod as usize].add_request(*req, now) {
@@ -595,7 +579,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             req.priority,
             req.arrival_key,
             sched.hasher(),
-            self.block_size_of[pod],
+            sched.config().block_size,
         );
         r.times = req.times;
         r
@@ -616,7 +600,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             0,
             tr.arrival_ns,
             sched.hasher(),
-            self.block_size_of[pod],
+            sched.config().block_size,
         )
     }
 }

@@ -317,7 +317,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
             let mut plan_now = None;
             if sched.has_requests() {
                 let plan = sched.schedule();
-                let early = plan.total_tokens > 0 && in_flight.len() + 1 < 2;
+                let early = plan.total_tokens() > 0 && in_flight.len() + 1 < 2;
                 plan_now = Some(plan.clone());
                 in_flight.push_back((step, plan));
                 if early {

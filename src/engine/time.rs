@@ -58,13 +58,14 @@ impl SimDuration {
         SimDuration(ms.saturating_mul(1_000_000))
     }
 
-    /// From `f64` seconds, rounded up to the next nanosecond. Negative and NaN
-    /// inputs become zero; this is the only place floats become time.
-    pub fn from_secs_f64_ceil(secs: f64) -> SimDuration {
-        if !(secs > 0.0) {
+    /// From `f64` nanoseconds, rounded up to the next nanosecond. Negative
+    /// and NaN inputs become zero, too large ones saturate; this is the only
+    /// place floats become time.
+    pub fn from_ns_f64_ceil(ns: f64) -> SimDuration {
+        if !(ns > 0.0) {
             return SimDuration::ZERO;
         }
-        let ns = (secs * 1e9).ceil();
+        let ns = ns.ceil();
         if ns >= u64::MAX as f64 {
             SimDuration(u64::MAX)
         } else {
@@ -72,17 +73,14 @@ impl SimDuration {
         }
     }
 
+    /// From `f64` seconds, rounded up to the next nanosecond.
+    pub fn from_secs_f64_ceil(secs: f64) -> SimDuration {
+        SimDuration::from_ns_f64_ceil(secs * 1e9)
+    }
+
     /// From `f64` microseconds, rounded up to the next nanosecond.
     pub fn from_us_f64_ceil(us: f64) -> SimDuration {
-        if !(us > 0.0) {
-            return SimDuration::ZERO;
-        }
-        let ns = (us * 1e3).ceil();
-        if ns >= u64::MAX as f64 {
-            SimDuration(u64::MAX)
-        } else {
-            SimDuration(ns as u64)
-        }
+        SimDuration::from_ns_f64_ceil(us * 1e3)
     }
 
     /// Nanoseconds.

@@ -38,8 +38,6 @@ pub struct BlockPool {
     emit_events: bool,
     events: Vec<KvEvent>,
     version: VllmVersion,
-    n_blocks_stored: u64,
-    n_blocks_removed: u64,
 }
 
 impl BlockPool {
@@ -67,8 +65,6 @@ impl BlockPool {
             emit_events,
             events: Vec::new(),
             version,
-            n_blocks_stored: 0,
-            n_blocks_removed: 0,
         }
     }
 
@@ -85,11 +81,6 @@ impl BlockPool {
     /// `vllm:kv_cache_usage_perc` = 1 − free / usable.
     pub fn usage(&self) -> f64 {
         1.0 - self.n_free() as f64 / self.n_usable() as f64
-    }
-
-    /// Whether prefix caching is on.
-    pub fn caching_enabled(&self) -> bool {
-        self.enable_caching
     }
 
     /// Ref count of `block`.
@@ -160,11 +151,8 @@ impl BlockPool {
             },
             None => false,
         };
-        if removed {
-            self.n_blocks_removed += 1;
-            if self.emit_events {
-                self.events.push(KvEvent::BlockRemoved { block_hash: h });
-            }
+        if removed && self.emit_events {
+            self.events.push(KvEvent::BlockRemoved { block_hash: h });
         }
     }
 
@@ -184,32 +172,19 @@ impl BlockPool {
     /// first), hashed ones to the tail in the given order. [0.11] all go to the
     /// tail in the given order.
     pub fn free_blocks(&mut self, ordered: impl Iterator<Item = u32>) {
-        match self.version {
-            VllmVersion::V0_33 => {
-                let mut unhashed: Vec<u32> = Vec::new();
-                for b in ordered {
-                    let i = b as usize;
-                    self.meta[i].ref_cnt -= 1;
-                    if self.meta[i].ref_cnt == 0 {
-                        if self.meta[i].has_hash {
-                            self.free.push_back(b);
-                        } else {
-                            unhashed.push(b);
-                        }
-                    }
-                }
-                self.free.push_front_n(&unhashed);
-            }
-            VllmVersion::V0_11 => {
-                for b in ordered {
-                    let i = b as usize;
-                    self.meta[i].ref_cnt -= 1;
-                    if self.meta[i].ref_cnt == 0 {
-                        self.free.push_back(b);
-                    }
+        let mut unhashed: Vec<u32> = Vec::new();
+        for b in ordered {
+            let m = &mut self.meta[b as usize];
+            m.ref_cnt -= 1;
+            if m.ref_cnt == 0 {
+                if m.has_hash || self.version == VllmVersion::V0_11 {
+                    self.free.push_back(b);
+                } else {
+                    unhashed.push(b);
                 }
             }
         }
+        self.free.push_front_n(&unhashed);
     }
 
     /// Marks `blocks[i]` as holding `hashes[i]` and makes them hit-able; emits
@@ -237,7 +212,6 @@ impl BlockPool {
                 self.duplicates.entry(h).or_default().push(b);
             }
         }
-        self.n_blocks_stored += blocks.len() as u64;
         if self.emit_events {
             self.events
                 .push(KvEvent::BlockStored(Box::new(StoredBlocks {
@@ -252,16 +226,6 @@ impl BlockPool {
     pub fn take_events(&mut self) -> Vec<KvEvent> {
         // One exact allocation; the queue keeps its capacity for the next step.
         self.events.drain(..).collect()
-    }
-
-    /// Total blocks stored and removed so far (counted whether or not events are emitted).
-    pub fn n_blocks_stored_removed(&self) -> (u64, u64) {
-        (self.n_blocks_stored, self.n_blocks_removed)
-    }
-
-    /// Number of distinct hashes currently hit-able.
-    pub fn n_cached_hashes(&self) -> usize {
-        self.cached.len()
     }
 
     /// Checks internal consistency: free + referenced = usable, and every

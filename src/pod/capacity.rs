@@ -206,12 +206,7 @@ pub fn memory_budget(input: &CapacityInput) -> Result<MemoryBudget, CapacityErro
                 - cudagraph_bytes as i128
         }
     };
-    let block_bytes = 2
-        * input.block_size as u64
-        * m.kv_heads_per_rank(input.tp) as u64
-        * m.head_dim as u64
-        * dtype
-        * m.n_layers as u64;
+    let block_bytes = input.block_size as u64 * m.kv_bytes_per_token_per_rank(input.tp);
     Ok(MemoryBudget {
         requested_bytes,
         weight_bytes,

@@ -212,19 +212,19 @@ impl Pod {
         let outcome = self.sched.update_from_output(&plan);
         let per_token = self.step_model.per_output_token_overhead().as_ns();
         let t = now.as_ns();
+        // Output token k of a request is emitted `k` per-token overheads
+        // after the step ends.
+        let stamp = |r: &mut PodRequest, itl: &mut LogHistogram| {
+            let tok_t = t + per_token * r.num_output_tokens as u64;
+            if let Some(p) = r.times.last_token_ns {
+                itl.record(tok_t.saturating_sub(p));
+            }
+            r.times.first_token_ns.get_or_insert(tok_t);
+            r.times.last_token_ns = Some(tok_t);
+        };
         for &slot in &outcome.sampled {
-            if let Some(r) = self.sched.live(slot) {
-                let k = r.num_output_tokens as u64;
-                let tok_t = t + per_token * k;
-                let prev = r.times.last_token_ns;
-                let r = self.sched.req_mut(slot);
-                if r.times.first_token_ns.is_none() {
-                    r.times.first_token_ns = Some(tok_t);
-                }
-                r.times.last_token_ns = Some(tok_t);
-                if let Some(p) = prev {
-                    self.counters.itl.record(tok_t.saturating_sub(p));
-                }
+            if self.sched.live(slot).is_some() {
+                stamp(self.sched.req_mut(slot), &mut self.counters.itl);
             }
         }
         self.outbox.extend(outcome.events);
@@ -232,15 +232,7 @@ impl Pod {
         for f in &mut finished {
             // The finishing token was appended after the request left the
             // scheduler: stamp it here.
-            let k = f.req.num_output_tokens as u64;
-            let tok_t = t + per_token * k;
-            if let Some(p) = f.req.times.last_token_ns {
-                self.counters.itl.record(tok_t.saturating_sub(p));
-            }
-            if f.req.times.first_token_ns.is_none() {
-                f.req.times.first_token_ns = Some(tok_t);
-            }
-            f.req.times.last_token_ns = Some(tok_t);
+            stamp(&mut f.req, &mut self.counters.itl);
         }
         self.counters.n_output_tokens += outcome.sampled.len() as u64;
         if self.publish_immediately {
@@ -266,7 +258,7 @@ impl Pod {
             if self.publish_immediately {
                 self.outbox.extend(self.sched.take_events_now());
             }
-            if plan.total_tokens == 0 {
+            if plan.total_tokens() == 0 {
                 break;
             }
             for &(slot, _) in &plan.scheduled {

@@ -73,8 +73,6 @@ pub struct PodRequest {
     pub num_preemptions: u32,
     /// Status.
     pub status: ReqStatus,
-    /// Whether the last scheduled chunk left prompt tokens to compute.
-    pub is_prefill_chunk: bool,
     /// Keys of every full block of tokens known so far (prompt and output);
     /// emptied when the request finishes.
     pub block_hashes: Vec<u64>,
@@ -149,7 +147,6 @@ impl PodRequest {
             num_output_placeholders: 0,
             num_preemptions: 0,
             status: ReqStatus::Waiting,
-            is_prefill_chunk: true,
             block_hashes,
             chain,
             blocks: Vec::with_capacity(n_seq_blocks),

@@ -106,14 +106,19 @@ pub struct StepPlan {
     pub lookups: Vec<Lookup>,
     /// Aggregate shape for the step-time model.
     pub shape: StepShape,
-    /// Σ scheduled tokens.
-    pub total_tokens: u32,
     /// [0.11] KV events published at the end of `schedule()` (0.33 publishes
     /// them after the step's output is processed, in [`StepOutcome::events`]).
     pub events: Vec<KvEvent>,
     /// P/D decode side: requests whose blocks were allocated this call and
     /// whose KV must now be pulled from the prefill pod.
     pub kv_loads: Vec<KvLoad>,
+}
+
+impl StepPlan {
+    /// Σ scheduled tokens.
+    pub fn total_tokens(&self) -> u32 {
+        self.shape.n_tokens() as u32
+    }
 }
 
 /// Arguments of [`Scheduler::allocate_slots`] (vLLM's keyword arguments).
@@ -430,7 +435,7 @@ impl Scheduler {
         // 2) WAITING requests, only if nothing was preempted.
         if plan.preempted.is_empty() {
             // Requests skipped this call go back to the head of the queue.
-            let mut skipped: VecDeque<ReqSlot> = VecDeque::new();
+            let mut skipped: Vec<ReqSlot> = Vec::new();
             while budget > 0 && !self.waiting.is_empty() {
                 if self.running.len() as u32 == self.cfg.max_num_seqs {
                     break;
@@ -439,7 +444,7 @@ impl Scheduler {
                 if self.req(slot).status == ReqStatus::WaitingForRemoteKvs {
                     if !self.take_finished_recving(slot) {
                         self.waiting.pop_front();
-                        skipped.push_front(slot);
+                        skipped.push(slot);
                         continue;
                     }
                     self.update_waiting_for_remote_kv(slot);
@@ -542,7 +547,7 @@ impl Scheduler {
                         request_id: r.id,
                         n_blocks,
                     });
-                    skipped.push_front(slot);
+                    skipped.push(slot);
                     continue;
                 }
                 r.status = ReqStatus::Running;
@@ -554,7 +559,8 @@ impl Scheduler {
             }
             // vLLM prepends each skipped request to a side queue, then that
             // queue (in its order) to the waiting queue.
-            for s in skipped.into_iter().rev() {
+            // (In skip order, each pushed to the front: the same result.)
+            for s in skipped {
                 self.waiting.push_front(s);
             }
         }
@@ -562,7 +568,6 @@ impl Scheduler {
         // 3) _update_after_schedule: advance computed tokens optimistically.
         let async_sched = self.cfg.async_scheduling;
         let mut shape = StepShape::default();
-        let mut total = 0u32;
         for k in 0..plan.scheduled.len() {
             let (slot, n) = plan.scheduled[k];
             let r = self.req_mut(slot);
@@ -570,29 +575,18 @@ impl Scheduler {
             let is_decode = prior >= r.prompt_len && n == 1;
             r.num_computed_tokens += n;
             r.num_scheduled_tokens_total += n as u64;
-            r.is_prefill_chunk = r.num_computed_tokens < r.num_tokens() + r.num_output_placeholders;
-            let samples = !r.is_prefill_chunk;
+            let samples = r.num_computed_tokens >= r.num_tokens() + r.num_output_placeholders;
             if async_sched && samples {
                 r.num_output_placeholders += 1;
             }
             plan.samples[k] = samples;
-            total += n;
             if is_decode {
-                shape.n_decode += 1;
-                shape.sum_decode_ctx += prior as u64;
+                shape.add_decode(prior as u64);
             } else {
-                shape.n_prefill_chunks += 1;
-                shape.n_prefill_tokens += n as u64;
-                shape.sum_prefill_prior += prior as u64;
-                shape.sum_prefill_attn_pairs +=
-                    n as f64 * prior as f64 + 0.5 * (n as f64) * (n as f64);
-                if samples {
-                    shape.n_chunks_finishing += 1;
-                }
+                shape.add_prefill_chunk(n as u64, prior as u64, samples);
             }
         }
         plan.shape = shape;
-        plan.total_tokens = total;
         self.n_finished_unflushed = 0;
         if self.cfg.version == VllmVersion::V0_11 {
             plan.events = self.pool.take_events();

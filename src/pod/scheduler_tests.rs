@@ -155,7 +155,7 @@ fn chunked_prefill_takes_the_budget_left_after_decodes() {
     }
     let p = s.schedule();
     s.update_from_output(&p);
-    assert_eq!(p.total_tokens, 24);
+    assert_eq!(p.total_tokens(), 24);
     let r = req(&s, 9, (5000..5200).collect(), 5);
     s.add_request(r);
     let p = s.schedule();
@@ -229,7 +229,7 @@ proptest! {
             }
             while in_flight.len() < cap && s.has_requests() {
                 let p = s.schedule();
-                let empty = p.total_tokens == 0;
+                let empty = p.total_tokens() == 0;
                 in_flight.push_back(p);
                 if empty { break; }
             }

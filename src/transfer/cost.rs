@@ -13,7 +13,7 @@
 use crate::catalog::ModelSpec;
 use crate::engine::time::SimDuration;
 
-use super::spec::{ceil_ns, TransferConfig};
+use super::spec::TransferConfig;
 
 /// The decode pod's KV facts that fix a transfer's size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,14 +75,14 @@ pub fn request_cost(
         n_blocks,
         bytes_per_rank: n_blocks * u64::from(kv.block_size) * kv.kv_bytes_per_token_per_rank,
         n_desc,
-        fixed: ceil_ns(cfg.t_launch_ns + n_desc as f64 * cfg.t_desc_ns),
+        fixed: SimDuration::from_ns_f64_ceil(cfg.t_launch_ns + n_desc as f64 * cfg.t_desc_ns),
     }
 }
 
 /// Time for `bytes` alone on a link of `bytes_per_s`, rounded up once.
 pub fn flow_time(bytes: f64, bytes_per_s: f64) -> SimDuration {
     // Bandwidths are whole GB/s in practice, so bytes/ns is exact and so is the quotient.
-    ceil_ns(bytes / (bytes_per_s * 1e-9))
+    SimDuration::from_ns_f64_ceil(bytes / (bytes_per_s * 1e-9))
 }
 
 /// Least common multiple of two positive integers.

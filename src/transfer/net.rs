@@ -20,9 +20,9 @@ use smallvec::SmallVec;
 
 use super::cost::{lcm, request_cost, KvShape};
 use super::fair_share::max_min_rates;
-use super::spec::{ceil_ns, TransferConfig, TransferError};
+use super::spec::{TransferConfig, TransferError};
 use super::topology::{LinkId, Topology};
-use crate::engine::time::SimTime;
+use crate::engine::time::{SimDuration, SimTime};
 
 /// A transfer, numbered in start order from 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -367,7 +367,7 @@ impl TransferNet {
             f.remaining = (f.remaining - moved).max(0.0);
             f.since = t;
             f.rate = rate;
-            f.done_at = t.add(ceil_ns(f.remaining / rate));
+            f.done_at = t.add(SimDuration::from_ns_f64_ceil(f.remaining / rate));
         }
     }
 }

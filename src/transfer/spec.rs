@@ -235,24 +235,11 @@ impl TransferSpec {
             t_launch_ns: launch_us * 1e3,
             t_desc_ns: desc_us * 1e3,
             // ms → ns without going through seconds, so integer ms stay exact.
-            t_handshake: ceil_ns(handshake_ms * 1e6),
+            t_handshake: SimDuration::from_ns_f64_ceil(handshake_ms * 1e6),
             gpus_per_node,
             layout: self.layout.unwrap_or_default(),
             pod_nodes: self.pod_nodes.clone(),
         })
-    }
-}
-
-/// Rounds a non-negative ns count up to whole ns (the one place floats become time here).
-pub(crate) fn ceil_ns(ns: f64) -> SimDuration {
-    if !(ns > 0.0) {
-        return SimDuration::ZERO;
-    }
-    let ns = ns.ceil();
-    if ns >= u64::MAX as f64 {
-        SimDuration::from_ns(u64::MAX)
-    } else {
-        SimDuration::from_ns(ns as u64)
     }
 }
 

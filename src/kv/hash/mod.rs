@@ -165,11 +165,6 @@ impl VllmBlockHasher {
         })
     }
 
-    /// The algorithm.
-    pub fn algo(&self) -> HashAlgo {
-        self.algo
-    }
-
     /// The vLLM release whose rules apply.
     pub fn version(&self) -> VllmVersion {
         self.version

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_range, duration_from_ns_f64, StepShape, StepTimeError, StepTimeModel};
+use super::{check_range, StepShape, StepTimeError, StepTimeModel};
 use crate::engine::time::SimDuration;
 
 /// `step_time: {model: constant, step_us: 1000}`.
@@ -35,7 +35,7 @@ impl ConstantModel {
             "a positive number of µs",
         )?;
         Ok(ConstantModel {
-            step: duration_from_ns_f64(us * 1e3),
+            step: SimDuration::from_ns_f64_ceil(us * 1e3),
         })
     }
 }

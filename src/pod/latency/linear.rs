@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_range, duration_from_ns_f64, StepShape, StepTimeError, StepTimeModel};
+use super::{check_range, StepShape, StepTimeError, StepTimeModel};
 use crate::engine::time::SimDuration;
 
 /// `step_time: {model: linear, ...}`. Either name an entry with `coefficients:` or give
@@ -242,14 +242,14 @@ impl LinearModel {
             beta2_ns: b2 * 1e3,
             alpha0_ns: a0 * 1e3,
             alpha1_ns: a1 * 1e3,
-            alpha2: duration_from_ns_f64(a2 * 1e3),
+            alpha2: SimDuration::from_ns_f64_ceil(a2 * 1e3),
         })
     }
 }
 
 impl StepTimeModel for LinearModel {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
-        duration_from_ns_f64(
+        SimDuration::from_ns_f64_ceil(
             self.beta0_ns
                 + self.beta1_ns * shape.n_prefill_tokens as f64
                 + self.beta2_ns * shape.n_decode as f64,
@@ -257,7 +257,7 @@ impl StepTimeModel for LinearModel {
     }
 
     fn admission_overhead(&self, prompt_tokens: u32) -> SimDuration {
-        duration_from_ns_f64(self.alpha0_ns + self.alpha1_ns * prompt_tokens as f64)
+        SimDuration::from_ns_f64_ceil(self.alpha0_ns + self.alpha1_ns * prompt_tokens as f64)
     }
 
     fn per_output_token_overhead(&self) -> SimDuration {

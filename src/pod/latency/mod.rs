@@ -161,20 +161,6 @@ pub fn build_step_time_model(
     })
 }
 
-/// µs → time, rounded up once. Goes through nanoseconds so integer-valued µs stay exact
-/// (`SimDuration::from_us_f64_ceil` multiplies by 1e-6 first, which can add 1 ns).
-pub(crate) fn duration_from_ns_f64(ns: f64) -> SimDuration {
-    if ns.is_nan() || ns <= 0.0 {
-        return SimDuration::ZERO;
-    }
-    let ns = ns.ceil();
-    if ns >= u64::MAX as f64 {
-        SimDuration::from_ns(u64::MAX)
-    } else {
-        SimDuration::from_ns(ns as u64)
-    }
-}
-
 /// Checks that an optional parameter is finite and within `[lo, hi]` (`lo_open`: excludes `lo`).
 pub(crate) fn check_range(
     model: &'static str,
@@ -352,9 +338,12 @@ mod tests {
 
     #[test]
     fn ns_conversion_is_exact_for_whole_numbers() {
-        assert_eq!(duration_from_ns_f64(6_472_000.0).as_ns(), 6_472_000);
-        assert_eq!(duration_from_ns_f64(0.2).as_ns(), 1);
-        assert_eq!(duration_from_ns_f64(-3.0).as_ns(), 0);
-        assert_eq!(duration_from_ns_f64(f64::NAN).as_ns(), 0);
+        assert_eq!(
+            SimDuration::from_ns_f64_ceil(6_472_000.0).as_ns(),
+            6_472_000
+        );
+        assert_eq!(SimDuration::from_ns_f64_ceil(0.2).as_ns(), 1);
+        assert_eq!(SimDuration::from_ns_f64_ceil(-3.0).as_ns(), 0);
+        assert_eq!(SimDuration::from_ns_f64_ceil(f64::NAN).as_ns(), 0);
     }
 }

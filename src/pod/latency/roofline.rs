@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_range, duration_from_ns_f64, StepShape, StepTimeError, StepTimeModel};
+use super::{check_range, StepShape, StepTimeError, StepTimeModel};
 use crate::catalog::{GpuSpec, ModelSpec};
 use crate::engine::time::SimDuration;
 
@@ -245,7 +245,7 @@ impl StepTimeModel for RooflineModel {
         } else {
             gpu + self.t_cpu_ns
         };
-        duration_from_ns_f64(step.max(self.t_min_step_ns))
+        SimDuration::from_ns_f64_ceil(step.max(self.t_min_step_ns))
     }
 }
 
