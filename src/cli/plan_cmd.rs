@@ -15,7 +15,7 @@
 //! (infeasible at `--max-pods`, or no rate sustained) exits with code 1.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -147,13 +147,10 @@ pub(crate) fn run(a: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     } else {
         plan_counts(&spec)?
     };
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let stem = a
-            .scenario
-            .file_stem()
-            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
-        Path::new("out").join(format!("{stem}-plan"))
-    });
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| point::default_out_dir(&a.scenario, "plan"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let csv_path = dir.join("plan.csv");
     let mut w = csv::Writer::from_path(&csv_path)
@@ -500,7 +497,7 @@ mod tests {
     /// serves exactly 100 req/s (`tests/data/plan/constant_step.yaml`).
     fn spec(rate: Option<f64>, max_pods: u32, slo: &str) -> PlanSpec {
         PlanSpec {
-            scenario: Path::new(env!("CARGO_MANIFEST_DIR"))
+            scenario: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/data/plan/constant_step.yaml"),
             slos: parse_slos(slo).unwrap(),
             rate,

@@ -6,7 +6,7 @@
 //! list ([`point_seed`]); a plan runs every point with the base seed itself
 //! (common random numbers: every configuration sees the same workload).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -111,6 +111,15 @@ pub(crate) fn point_seed(base_seed: u64, sets: &[(String, String)]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(canonical(sets).as_bytes(), base_seed)
 }
 
+/// `out/<scenario stem>-<suffix>`: where `kvsim sweep` and `kvsim plan`
+/// write when `--out` is not given (stem `scenario` when the path has none).
+pub(crate) fn default_out_dir(scenario: &Path, suffix: &str) -> PathBuf {
+    let stem = scenario
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    Path::new("out").join(format!("{stem}-{suffix}"))
+}
+
 /// Resolves the point (without simulating it) and fixes its seed.
 pub(crate) fn resolve_point(
     scenario: &Path,
@@ -171,5 +180,13 @@ mod tests {
         assert_eq!(num(0.5), "0.5");
         assert_eq!(num(f64::NAN), "");
         assert_eq!(num_ms(111.20159699999999), "111.201597");
+    }
+
+    #[test]
+    fn default_out_dir_uses_the_scenario_stem() {
+        let d = default_out_dir(Path::new("scenarios/pd.yaml"), "sweep");
+        assert_eq!(d, Path::new("out").join("pd-sweep"));
+        let d = default_out_dir(Path::new(""), "plan");
+        assert_eq!(d, Path::new("out").join("scenario-plan"));
     }
 }

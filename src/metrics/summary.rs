@@ -1,7 +1,7 @@
 //! Aggregates of a run. Every number here is defined in `docs/metrics.md`;
 //! keep the two in step.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::histogram::LogHistogram;
 use super::percentile::Dist;
@@ -121,8 +121,8 @@ pub struct Latencies {
     pub queue_wait_ms: Dist,
 }
 
-/// Throughput over the run's active span.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// Throughput over the run's active span (`Deserialize` for `kvsim report`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Throughput {
     /// Completed requests / span.
     pub requests_per_s: f64,
@@ -206,11 +206,11 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
         0 => Dist::default(),
         n => Dist {
             count: n,
-            mean: itl.mean_ns().unwrap_or(0.0) * 1e-6,
-            p50: itl.percentile_ns(50.0).unwrap_or(0.0) * 1e-6,
-            p90: itl.percentile_ns(90.0).unwrap_or(0.0) * 1e-6,
-            p99: itl.percentile_ns(99.0).unwrap_or(0.0) * 1e-6,
-            max: itl.percentile_ns(100.0).unwrap_or(0.0) * 1e-6,
+            mean: itl.mean_ns().expect("non-empty") * 1e-6,
+            p50: itl.percentile_ns(50.0).expect("non-empty") * 1e-6,
+            p90: itl.percentile_ns(90.0).expect("non-empty") * 1e-6,
+            p99: itl.percentile_ns(99.0).expect("non-empty") * 1e-6,
+            max: itl.percentile_ns(100.0).expect("non-empty") * 1e-6,
         },
     };
     let latency = Latencies {

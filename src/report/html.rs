@@ -5,7 +5,8 @@
 use std::fmt::Write;
 
 use super::plot::Figure;
-use super::results::{DistView, PodRow, RunResults};
+use super::results::{PodRow, RunResults};
+use crate::metrics::percentile::Dist;
 
 /// One chart on the page.
 pub struct PageChart<'a> {
@@ -222,7 +223,7 @@ fn inline_svg(svg: &str) -> &str {
     }
 }
 
-fn dist(d: &DistView) -> String {
+fn dist(d: &Dist) -> String {
     format!("{} / {} / {}", num(d.p50), num(d.p90), num(d.p99))
 }
 
@@ -230,8 +231,9 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
 
-/// Three significant digits for ms values.
-fn num(v: f64) -> String {
+/// A ms value without exponent, rounded by magnitude: no decimals from 100,
+/// one from 10, two below.
+pub(crate) fn num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

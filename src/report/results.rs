@@ -13,6 +13,10 @@ use std::io::Read;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::write::TIMESERIES_COLUMNS;
+use crate::metrics::percentile::Dist;
+use crate::metrics::summary::Throughput;
+
 /// Why a results file could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -69,48 +73,20 @@ fn did_you_mean(s: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// One latency distribution from `summary.json` (`docs/metrics.md` → Run).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
-pub struct DistView {
-    /// Number of values.
-    pub count: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Nearest-rank p50.
-    pub p50: f64,
-    /// Nearest-rank p90.
-    pub p90: f64,
-    /// Nearest-rank p99.
-    pub p99: f64,
-    /// Largest value.
-    pub max: f64,
-}
-
 /// `summary.json` → `latency`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct LatencyView {
     /// Time to first token, ms.
-    pub ttft_ms: DistView,
+    pub ttft_ms: Dist,
     /// Time per output token, ms.
-    pub tpot_ms: DistView,
+    pub tpot_ms: Dist,
     /// Inter-token latency, ms.
     #[serde(default)]
-    pub itl_ms: DistView,
+    pub itl_ms: Dist,
     /// End to end, ms.
-    pub e2e_ms: DistView,
+    pub e2e_ms: Dist,
     /// Queue wait at the pod, ms.
-    pub queue_wait_ms: DistView,
-}
-
-/// `summary.json` → `throughput`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-pub struct ThroughputView {
-    /// Completed requests per second.
-    pub requests_per_s: f64,
-    /// Output tokens per second.
-    pub output_tokens_per_s: f64,
-    /// Prompt + output tokens per second.
-    pub total_tokens_per_s: f64,
+    pub queue_wait_ms: Dist,
 }
 
 /// The run-level numbers of `summary.json` the report shows.
@@ -133,7 +109,7 @@ pub struct SummaryView {
     /// Latencies.
     pub latency: LatencyView,
     /// Throughput.
-    pub throughput: ThroughputView,
+    pub throughput: Throughput,
     /// max / mean requests per pod.
     pub imbalance: f64,
     /// EPP decisions.
@@ -341,28 +317,12 @@ pub fn parse_requests(r: impl Read, file: &str) -> Result<Vec<RequestRow>, Resul
 /// Parses `timeseries.csv`; each pod's cumulative counters must not decrease
 /// and hits must not exceed queries.
 pub fn parse_timeseries(r: impl Read, file: &str) -> Result<Vec<Sample>, ResultsError> {
-    let rows: Vec<Sample> = parse_csv(
-        r,
-        file,
-        &[
-            "t_s",
-            "pod",
-            "kv_usage",
-            "waiting",
-            "running",
-            "prefix_cache_queries",
-            "prefix_cache_hits",
-        ],
-    )?;
+    let rows: Vec<Sample> = parse_csv(r, file, TIMESERIES_COLUMNS)?;
     let mut last: Vec<(&str, u64, u64)> = Vec::new();
     for (i, s) in rows.iter().enumerate() {
         let line = i as u64 + 2;
-        let field = |field: &str, value: String, reason: &str| ResultsError::Field {
-            file: file.into(),
-            line,
-            field: field.into(),
-            value,
-            reason: reason.into(),
+        let field = |field: &str, value: String, reason: &str| {
+            field_error(file, line, field, &value, reason)
         };
         if !s.t_s.is_finite() || s.t_s < 0.0 {
             return Err(field(
@@ -429,13 +389,30 @@ fn check_latency(file: &str, line: u64, field: &str, v: f64) -> Result<(), Resul
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(ResultsError::Field {
-            file: file.into(),
+        Err(field_error(
+            file,
             line,
-            field: field.into(),
-            value: v.to_string(),
-            reason: "expected a finite non-negative latency".into(),
-        })
+            field,
+            &v.to_string(),
+            "expected a finite non-negative latency",
+        ))
+    }
+}
+
+/// A [`ResultsError::Field`] for `file:line`.
+pub(crate) fn field_error(
+    file: &str,
+    line: u64,
+    field: &str,
+    value: &str,
+    reason: &str,
+) -> ResultsError {
+    ResultsError::Field {
+        file: file.into(),
+        line,
+        field: field.into(),
+        value: value.into(),
+        reason: reason.into(),
     }
 }
 
@@ -446,7 +423,9 @@ fn parse_json<T: DeserializeOwned>(r: impl Read, file: &str) -> Result<T, Result
     })
 }
 
-fn csv_error(file: &str, e: &csv::Error) -> ResultsError {
+/// A [`ResultsError::Csv`] with csv's message (for a cell that failed to
+/// deserialize, only the cause: see `csv_error_with_headers`).
+pub(crate) fn csv_error(file: &str, e: &csv::Error) -> ResultsError {
     csv_error_with_headers(file, e, None)
 }
 

@@ -2,6 +2,7 @@
 //! prefix-cache hit rates (`docs/metrics.md` → "Report charts").
 
 use super::results::Sample;
+use crate::metrics::percentile::nearest_rank_q;
 
 /// Vertices of the empirical CDF `F(x) = #{v ≤ x} / n` of `values` as a
 /// step line: for each distinct value `v` (ascending) a point at the previous
@@ -30,8 +31,7 @@ pub fn cdf_points(values: &[f64], max_points: usize) -> Vec<(f64, f64)> {
         let m = max_points.max(1);
         for k in 1..=m {
             let q = k as f64 / m as f64;
-            let rank = (q * n as f64).ceil().max(1.0) as usize;
-            let x = v[rank.min(n) - 1];
+            let x = nearest_rank_q(&v, q);
             match jumps.last_mut() {
                 Some(last) if last.0 == x => last.1 = q,
                 _ => jumps.push((x, q)),

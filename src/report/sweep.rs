@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use super::results::ResultsError;
+use super::results::{csv_error, field_error, ResultsError};
 
 /// A parsed sweep CSV.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +43,7 @@ pub fn parse_sweep_csv(r: impl Read, file: &str) -> Result<SweepTable, ResultsEr
     let mut rd = csv::ReaderBuilder::new().flexible(false).from_reader(r);
     let headers = rd
         .headers()
-        .map_err(|e| csv_err(file, &e))?
+        .map_err(|e| csv_error(file, &e))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect::<Vec<_>>();
@@ -63,11 +63,11 @@ pub fn parse_sweep_csv(r: impl Read, file: &str) -> Result<SweepTable, ResultsEr
     }
     let mut rows = Vec::new();
     for (i, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| csv_err(file, &e))?;
+        let rec = rec.map_err(|e| csv_error(file, &e))?;
         let line = i as u64 + 2;
         let x = rec.get(1).unwrap_or("").trim().to_string();
         if x.is_empty() {
-            return Err(field(
+            return Err(field_error(
                 file,
                 line,
                 &headers[1],
@@ -84,7 +84,15 @@ pub fn parse_sweep_csv(r: impl Read, file: &str) -> Result<SweepTable, ResultsEr
             }
             match cell.parse::<f64>() {
                 Ok(v) if v.is_finite() => values.push(Some(v)),
-                _ => return Err(field(file, line, &headers[j], cell, "expected a number")),
+                _ => {
+                    return Err(field_error(
+                        file,
+                        line,
+                        &headers[j],
+                        cell,
+                        "expected a number",
+                    ))
+                }
             }
         }
         rows.push(SweepRow {
@@ -98,24 +106,6 @@ pub fn parse_sweep_csv(r: impl Read, file: &str) -> Result<SweepTable, ResultsEr
         metrics: headers[2..].to_vec(),
         rows,
     })
-}
-
-fn field(file: &str, line: u64, name: &str, value: &str, reason: &str) -> ResultsError {
-    ResultsError::Field {
-        file: file.into(),
-        line,
-        field: name.into(),
-        value: value.into(),
-        reason: reason.into(),
-    }
-}
-
-fn csv_err(file: &str, e: &csv::Error) -> ResultsError {
-    ResultsError::Csv {
-        file: file.into(),
-        line: e.position().map_or(0, |p| p.line()),
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]

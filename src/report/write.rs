@@ -32,19 +32,22 @@ pub fn pods_csv(out: &mut dyn Write, summary: &Summary) -> csv::Result<()> {
     Ok(())
 }
 
-/// `timeseries.csv`: each pod's samples (`t_s,pod,kv_usage,waiting,running,
-/// prefix_cache_queries,prefix_cache_hits`), in time order per pod.
+/// The header of `timeseries.csv` (also the columns `kvsim report` requires).
+pub(crate) const TIMESERIES_COLUMNS: &[&str] = &[
+    "t_s",
+    "pod",
+    "kv_usage",
+    "waiting",
+    "running",
+    "prefix_cache_queries",
+    "prefix_cache_hits",
+];
+
+/// `timeseries.csv`: each pod's samples (columns `TIMESERIES_COLUMNS`), in
+/// time order per pod.
 pub fn timeseries_csv(out: &mut dyn Write, pods: &[Pod]) -> csv::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "t_s",
-        "pod",
-        "kv_usage",
-        "waiting",
-        "running",
-        "prefix_cache_queries",
-        "prefix_cache_hits",
-    ])?;
+    w.write_record(TIMESERIES_COLUMNS)?;
     for p in pods {
         for s in &p.counters().samples {
             w.write_record([

@@ -18,6 +18,7 @@ use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use super::request::TraceRequest;
+use crate::metrics::percentile::rank_index;
 
 /// Summary of a length distribution.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -54,8 +55,7 @@ impl LengthSummary {
 
 /// Nearest-rank percentile of sorted, non-empty `v`.
 pub fn nearest_rank(v: &[u32], p: f64) -> u32 {
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    v[rank.clamp(1, v.len()) - 1]
+    v[rank_index(v.len(), p / 100.0)]
 }
 
 /// Statistics of a workload.

@@ -1,7 +1,9 @@
 //! TTFT and TPOT distributions as empirical CDFs, one line per run.
 
 use super::{Axis, Body, Figure, Format, Panel, Series};
-use crate::report::results::{DistView, RunResults};
+use crate::metrics::percentile::Dist;
+use crate::report::html::num;
+use crate::report::results::RunResults;
 use crate::report::series::cdf_points;
 
 /// Most vertices per CDF line (keeps SVGs small; ≤ 0.1% vertical error).
@@ -48,7 +50,7 @@ fn cdf_figure(
     title: &str,
     x_label: &str,
     values: impl Fn(&RunResults) -> Vec<f64>,
-    dist: impl Fn(&RunResults) -> DistView,
+    dist: impl Fn(&RunResults) -> Dist,
     caption: &str,
     reference: &str,
 ) -> Figure {
@@ -64,7 +66,7 @@ fn cdf_figure(
                 detail: Some(if v.is_empty() {
                     "no values".to_string()
                 } else {
-                    format!("p50 {} ms, p90 {} ms", ms(d.p50), ms(d.p90))
+                    format!("p50 {} ms, p90 {} ms", num(d.p50), num(d.p90))
                 }),
                 color_idx: i,
                 points: cdf_points(v, CDF_MAX_POINTS),
@@ -82,16 +84,5 @@ fn cdf_figure(
             y: Axis::linear("requests with value ≤ x (%)", 0.0, 1.0).with_format(Format::Percent),
             series,
         }]),
-    }
-}
-
-/// Three significant digits, no exponent.
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
