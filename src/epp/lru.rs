@@ -40,11 +40,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruMap<K, V> {
         }
     }
 
-    /// Maximum number of entries.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -53,11 +48,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruMap<K, V> {
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-
-    /// Whether `key` is present (does not touch it).
-    pub fn contains(&self, key: &K) -> bool {
-        self.map.contains_key(key)
     }
 
     /// The value of `key` without touching it.
@@ -152,6 +142,7 @@ impl<K: Copy + Eq + Hash, V: Default> LruMap<K, V> {
     }
 
     /// The least recently used key, if any.
+    #[cfg(test)]
     pub fn lru_key(&self) -> Option<K> {
         (self.head != NIL).then(|| self.nodes[self.head as usize].key)
     }
@@ -165,15 +156,6 @@ impl<K: Copy + Eq + Hash, V: Default> LruMap<K, V> {
             i = self.nodes[i as usize].next;
         }
         out
-    }
-
-    /// Removes every entry.
-    pub fn clear(&mut self) {
-        self.map.clear();
-        self.nodes.clear();
-        self.free.clear();
-        self.head = NIL;
-        self.tail = NIL;
     }
 
     fn move_to_tail(&mut self, i: u32) {

@@ -73,11 +73,6 @@ impl SchedulingProfile {
         self.picker
     }
 
-    /// Scorer names and weights, in order.
-    pub fn scorer_meta(&self) -> &Arc<[ScorerMeta]> {
-        &self.scorer_meta
-    }
-
     /// Runs the profile over `candidates`.
     pub(crate) fn run(
         &self,
@@ -205,11 +200,6 @@ impl ProfileRunResult {
             self.scorers[scorer_idx].weight,
             self.raw[ep_idx * self.scorers.len() + scorer_idx],
         )
-    }
-
-    /// Position of `ep` among the scored endpoints.
-    pub fn endpoint_idx(&self, ep: EndpointId) -> Option<usize> {
-        self.endpoints.iter().position(|&e| e == ep)
     }
 
     /// The first chosen endpoint.

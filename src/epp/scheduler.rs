@@ -70,15 +70,12 @@ impl SchedulingResult {
         self.profile(PREFILL_PROFILE).and_then(|p| p.target())
     }
 
-    /// First target of every successful profile, in run order, deduplicated.
-    pub fn all_targets(&self) -> Vec<EndpointId> {
-        let mut out: Vec<EndpointId> = Vec::new();
-        for t in self.profiles.iter().filter_map(|p| p.target()) {
-            if !out.contains(&t) {
-                out.push(t);
-            }
-        }
-        out
+    /// The primary target, then the prefill target when it differs (either
+    /// may be absent): the endpoints PreRequest hooks record the request for.
+    pub fn primary_and_prefill_targets(&self) -> impl Iterator<Item = EndpointId> {
+        let primary = self.primary_target();
+        let prefill = self.prefill_target().filter(|&p| Some(p) != primary);
+        primary.into_iter().chain(prefill)
     }
 }
 

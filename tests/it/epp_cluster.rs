@@ -136,6 +136,7 @@ fn index_lag_scatters_a_burst_that_zero_lag_routes_together() {
 
     // A zero-lag index decides exactly as reading the pods' caches would.
     let (_, oracle_log) = run(&d, &precise_only_scenario(&trace, ZERO_LAG, "oracle"));
+    assert_eq!(picks(&zero_log).len(), 8, "one pick per request");
     assert_eq!(picks(&zero_log), picks(&oracle_log));
 }
 

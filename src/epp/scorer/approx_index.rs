@@ -44,6 +44,7 @@ impl ApproxIndex {
     }
 
     /// Forgets `pod` (it left the pool).
+    #[cfg(test)]
     pub fn remove_pod(&mut self, pod: EndpointId) {
         if let Some(lru) = self.pod_lru.remove(&pod) {
             for h in lru.keys_lru_order() {
@@ -58,6 +59,7 @@ impl ApproxIndex {
     }
 
     /// Number of hashes held for `pod`.
+    #[cfg(test)]
     pub fn pod_len(&self, pod: EndpointId) -> usize {
         self.pod_lru.get(&pod).map_or(0, |l| l.len())
     }

@@ -21,7 +21,7 @@ use crate::epp::plugin::{
     CycleState, Plugin, PreRequest, PreRequestContext, PrefixMatchInfo, PrefixSource,
     SchedulingContext, Scorer, ScorerCategory,
 };
-use crate::epp::scheduler::{SchedulingResult, PREFILL_PROFILE};
+use crate::epp::scheduler::SchedulingResult;
 use crate::epp::view::{EndpointId, EndpointView, RequestView};
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh64::{xxh64, Xxh64};
@@ -77,16 +77,6 @@ impl ApproxPrefixScorer {
             last: None,
             counts: FxHashMap::default(),
         }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ApproxPrefixConfig {
-        &self.cfg
-    }
-
-    /// The router-side index.
-    pub fn index(&self) -> &ApproxIndex {
-        &self.index
     }
 
     /// The chained block hashes of `req` with blocks of `block_tokens` tokens.
@@ -163,12 +153,15 @@ impl Scorer for ApproxPrefixScorer {
             Some((id, h)) if id == req.id => h,
             _ => self.hashes(req, bt),
         };
-        for e in eps {
-            let cap = match (self.cfg.auto_tune, e.num_gpu_blocks) {
-                (true, Some(n)) if n > 0 => n as usize,
-                _ => self.cfg.lru_capacity_per_server,
-            };
-            self.capacity.insert(e.id, cap);
+        // Without auto-tune every capacity is the fallback pre_request uses.
+        if self.cfg.auto_tune {
+            for e in eps {
+                let cap = match e.num_gpu_blocks {
+                    Some(n) if n > 0 => n as usize,
+                    _ => self.cfg.lru_capacity_per_server,
+                };
+                self.capacity.insert(e.id, cap);
+            }
         }
         self.counts.clear();
         for &h in &hashes {
@@ -216,16 +209,12 @@ impl PreRequest for ApproxPrefixScorer {
                 self.hashes(req, bt)
             }
         };
-        let mut targets = vec![result.primary_target()];
-        if self.cfg.index_prefill_target {
-            targets.push(result.profile(PREFILL_PROFILE).and_then(|p| p.target()));
-        }
-        let mut done: Vec<EndpointId> = Vec::new();
-        for t in targets.into_iter().flatten() {
-            if done.contains(&t) {
-                continue;
-            }
-            done.push(t);
+        let targets: Vec<EndpointId> = if self.cfg.index_prefill_target {
+            result.primary_and_prefill_targets().collect()
+        } else {
+            result.primary_target().into_iter().collect()
+        };
+        for t in targets {
             let cap = self
                 .capacity
                 .get(&t)
@@ -312,7 +301,6 @@ mod tests {
 
     #[test]
     fn pre_request_indexes_primary_and_prefill_targets() {
-        use crate::epp::profile::SchedulingProfile;
         let cfg = ApproxPrefixConfig {
             block_size_tokens: 4,
             auto_tune: false,
@@ -328,7 +316,6 @@ mod tests {
         assert_eq!(out, [0.0, 0.0]);
         let res =
             crate::epp::scheduler::tests_support::result_with(&[("decode", 0), ("prefill", 1)]);
-        let _ = SchedulingProfile::new("x", vec![], vec![], 0, &[]);
         s.pre_request(
             &mut PreRequestContext {
                 now_ns: 0,

@@ -15,7 +15,7 @@ use crate::epp::lru::LruMap;
 use crate::epp::plugin::{
     CycleState, Plugin, PreRequest, PreRequestContext, SchedulingContext, Scorer, ScorerCategory,
 };
-use crate::epp::scheduler::{SchedulingResult, PREFILL_PROFILE};
+use crate::epp::scheduler::SchedulingResult;
 use crate::epp::view::{EndpointId, EndpointView, RequestView};
 
 /// LRU of endpoints by last cold request.
@@ -77,12 +77,15 @@ impl Scorer for NoHitLruScorer {
             return;
         }
         let order = self.lru.keys_lru_order();
-        let lru_pos = |ep: EndpointId| order.iter().position(|&e| e == ep);
-        let n_never = eps.iter().filter(|e| lru_pos(e.id).is_none()).count();
+        let lru_pos: Vec<Option<usize>> = eps
+            .iter()
+            .map(|ep| order.iter().position(|&e| e == ep.id))
+            .collect();
+        let n_never = lru_pos.iter().filter(|p| p.is_none()).count();
         let denom = (n - 1) as f64;
         let mut never_i = 0usize;
-        for (o, e) in out.iter_mut().zip(eps) {
-            *o = match lru_pos(e.id) {
+        for (o, &pos) in out.iter_mut().zip(&lru_pos) {
+            *o = match pos {
                 None => {
                     let s = 1.0 - never_i as f64 / denom;
                     never_i += 1;
@@ -105,13 +108,7 @@ impl PreRequest for NoHitLruScorer {
         if !cold {
             return;
         }
-        for t in [
-            result.primary_target(),
-            result.profile(PREFILL_PROFILE).and_then(|p| p.target()),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for t in result.primary_and_prefill_targets() {
             self.lru.insert(t, ());
         }
     }

@@ -17,7 +17,7 @@ use crate::epp::plugin::{
     CycleState, KeyEntries, Plugin, PreRequest, PreRequestContext, PrefixMatchInfo, PrefixSource,
     SchedulingContext, Scorer, ScorerCategory, Tier,
 };
-use crate::epp::scheduler::{SchedulingResult, PREFILL_PROFILE};
+use crate::epp::scheduler::SchedulingResult;
 use crate::epp::view::{EndpointId, EndpointView, RequestView};
 
 /// How raw scores become [0, 1] scores.
@@ -148,6 +148,8 @@ pub struct PrecisePrefixScorer {
     entries: KeyEntries,
     pods: Vec<EndpointId>,
     raw: Vec<PodPrefix>,
+    /// Per scored endpoint (in `eps` order), its entry of `raw`, if any.
+    hits: Vec<Option<PodPrefix>>,
 }
 
 impl PrecisePrefixScorer {
@@ -158,12 +160,8 @@ impl PrecisePrefixScorer {
             entries: KeyEntries::default(),
             pods: Vec::new(),
             raw: Vec::new(),
+            hits: Vec::new(),
         }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &PrecisePrefixConfig {
-        &self.cfg
     }
 }
 
@@ -218,7 +216,11 @@ impl Scorer for PrecisePrefixScorer {
                 &mut self.raw,
             );
         }
-        let raw_of = |ep: EndpointId| self.raw.iter().find(|p| p.pod == ep);
+        self.hits.clear();
+        self.hits.extend(
+            eps.iter()
+                .map(|e| self.raw.iter().find(|p| p.pod == e.id).copied()),
+        );
         match self.cfg.normalization {
             Normalization::MinMax => {
                 let min = self
@@ -231,8 +233,8 @@ impl Scorer for PrecisePrefixScorer {
                     .iter()
                     .map(|p| p.weighted)
                     .fold(f64::NEG_INFINITY, f64::max);
-                for (o, e) in out.iter_mut().zip(eps) {
-                    if let Some(p) = raw_of(e.id) {
+                for (o, hit) in out.iter_mut().zip(&self.hits) {
+                    if let Some(p) = hit {
                         *o = if max == min {
                             1.0
                         } else {
@@ -243,16 +245,16 @@ impl Scorer for PrecisePrefixScorer {
             }
             Normalization::Absolute => {
                 let total = req.n_prompt_tokens / self.cfg.block_size_tokens.max(1);
-                for (o, e) in out.iter_mut().zip(eps) {
-                    if let (Some(p), true) = (raw_of(e.id), total > 0) {
+                for (o, hit) in out.iter_mut().zip(&self.hits) {
+                    if let (Some(p), true) = (hit, total > 0) {
                         *o = (p.weighted / f64::from(total)).min(1.0);
                     }
                 }
             }
         }
         let total_blocks = req.block_keys.len() as u32;
-        for e in eps {
-            let blocks = raw_of(e.id).map_or(0, |p| p.blocks);
+        for (e, hit) in eps.iter().zip(&self.hits) {
+            let blocks = hit.map_or(0, |p| p.blocks);
             // HEAD quirk: without speculative indexing the producer reports
             // {match: hit ? 1 : 0, total: 1, block: 1}.
             let info = if self.cfg.speculative_ttl_ns.is_some() {
@@ -289,18 +291,7 @@ impl PreRequest for PrecisePrefixScorer {
         if req.block_keys.is_empty() {
             return;
         }
-        let mut pods: Vec<EndpointId> = Vec::with_capacity(2);
-        for t in [
-            result.primary_target(),
-            result.profile(PREFILL_PROFILE).and_then(|p| p.target()),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if !pods.contains(&t) {
-                pods.push(t);
-            }
-        }
+        let pods: Vec<EndpointId> = result.primary_and_prefill_targets().collect();
         if !pods.is_empty() {
             index.add_speculative(
                 req.model,
