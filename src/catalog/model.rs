@@ -57,8 +57,6 @@ pub struct ModelSpec {
     pub n_params_nonemb: u64,
     /// Bytes per weight and per KV element as served (2 for bf16/fp16).
     pub dtype_bytes: u32,
-    /// Mixture-of-experts layers (0: dense). MoE configs are rejected for now.
-    pub n_moe_layers: u32,
 }
 
 impl ModelSpec {
@@ -196,7 +194,6 @@ impl ModelSpec {
             n_params: 0,
             n_params_nonemb: 0,
             dtype_bytes,
-            n_moe_layers: 0,
         }
         .with_param_counts())
     }
@@ -249,7 +246,6 @@ pub static MODELS: &[ModelSpec] = &[
         n_params: 0,
         n_params_nonemb: 0,
         dtype_bytes: 2,
-        n_moe_layers: 0,
     }
     .with_param_counts(),
 ];
@@ -332,7 +328,6 @@ const fn llama(
         n_params: 0,
         n_params_nonemb: 0,
         dtype_bytes: 2,
-        n_moe_layers: 0,
     }
     .with_param_counts()
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 
 use super::trace_cmd::TraceInput;
+use crate::curve::curve_of;
 use crate::curve::model::{default_gpu_marks, kv_bytes_per_token, CapacityMark};
 use crate::curve::output::{capacity_grid, curve_points, write_csv};
 use crate::curve::plot::{write_plots, CurvePlot};
-use crate::curve::CurveBuilder;
 
 /// `kvsim curve`.
 #[derive(clap::Args, Debug)]
@@ -75,15 +75,7 @@ pub fn run(args: &CurveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         args.marks.clone()
     };
     let (it, skipped) = args.input.open()?;
-    let mut builder = CurveBuilder::new(args.block_size);
-    let mut keys = Vec::new();
-    for r in it {
-        let r = r?;
-        r.prompt
-            .block_keys_into(args.block_size, r.cache_salt.as_deref(), &mut keys);
-        builder.push(&keys, r.prompt.n_tokens());
-    }
-    let curve = builder.finish();
+    let curve = curve_of(it, args.block_size)?;
     let caps = capacity_grid(&curve, args.points, &marks);
     let points = curve_points(&curve, &caps, per_token);
     std::fs::create_dir_all(&args.out)

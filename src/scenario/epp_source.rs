@@ -184,7 +184,6 @@ fn read_configmap(
                     name: k.to_string(),
                     value: Some(text.clone()),
                     value_from: false,
-                    non_string: false,
                     at: at.clone(),
                 });
             }

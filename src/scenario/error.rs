@@ -111,6 +111,21 @@ pub fn nearest<'a>(got: &str, valid: &[&'a str]) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// `; did you mean "x"?` for the valid name nearest to `got`, or empty.
+pub(crate) fn did_you_mean(got: &str, valid: &[&str]) -> String {
+    nearest(got, valid)
+        .map(|s| format!("; did you mean \"{s}\"?"))
+        .unwrap_or_default()
+}
+
+/// serde_yaml_ng appends " at line L column C"; the error already carries the line.
+pub(crate) fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
 /// Adds "did you mean" to a serde "unknown field/variant" message.
 pub fn with_suggestion(msg: &str) -> String {
     // serde: "unknown field `x`, expected one of `a`, `b`" / "expected `a` or `b`"

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::error::ScenarioError;
+use super::error::{strip_location, ScenarioError};
 
 /// Where a value came from: file, 1-based line (when found) and dotted field path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,13 +109,7 @@ impl Src {
 
     /// An error at `path`.
     pub fn err(&self, path: &str, message: impl Into<String>) -> ScenarioError {
-        let o = self.at(path);
-        ScenarioError {
-            file: o.file,
-            line: o.line,
-            field: o.field,
-            message: message.into(),
-        }
+        self.at(path).err(message)
     }
 
     /// A nested text (a ConfigMap value holding YAML) found at `path`.
@@ -227,11 +221,7 @@ pub fn unmask(s: &str) -> String {
 /// Parses one document, mapping YAML errors to the file's line.
 pub fn parse(src: &Src) -> Result<Value, ScenarioError> {
     serde_yaml_ng::from_str(&mask_templates(&src.text)).map_err(|e| {
-        let msg = e.to_string();
-        let msg = match msg.rfind(" at line ") {
-            Some(i) => msg[..i].to_string(),
-            None => msg,
-        };
+        let msg = strip_location(&e.to_string());
         ScenarioError {
             file: src.file.clone(),
             line: e.location().map(|l| l.line() + src.line_offset),
@@ -280,8 +270,6 @@ pub struct EnvIn {
     pub value: Option<String>,
     /// The entry had `valueFrom:` (a secret, field or ConfigMap reference).
     pub value_from: bool,
-    /// The value was a YAML bool or number, which Kubernetes rejects (env values are strings).
-    pub non_string: bool,
     /// Where the entry is.
     pub at: Origin,
 }
@@ -459,7 +447,6 @@ pub fn read_env(
                     name,
                     value,
                     value_from,
-                    non_string,
                     at,
                 });
             }
@@ -471,7 +458,6 @@ pub fn read_env(
                     value: scalar(field(m, &k)),
                     name: k,
                     value_from: false,
-                    non_string: false,
                     at: src.at(&p),
                 });
             }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::Value;
 
 use super::epp_source::{self, BaseConfig, PodTemplate};
-use super::error::{nearest, ScenarioError};
+use super::error::{did_you_mean, nearest, ScenarioError};
 use super::k8s::{
     field, get, keys, read_containers, scalar, split_documents, ContainerIn, EnvIn, ImportNote,
     Item, Notes, Origin, Src,
@@ -111,9 +111,7 @@ pub fn import_text(
             let msg = if kind.is_empty() {
                 "no `kind`: expected kind: ModelService".to_string()
             } else {
-                let hint = nearest(&kind, &["ModelService"])
-                    .map(|s| format!("; did you mean \"{s}\"?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(&kind, &["ModelService"]);
                 format!("kind \"{kind}\" is not a ModelService{hint}")
             };
             return Err(src.err("kind", msg));
@@ -243,9 +241,7 @@ pub fn check_pd(sc: &Scenario) -> Option<(String, String)> {
     let pd = sc.pd.as_ref()?;
     if let Some(c) = &pd.connector {
         if !CONNECTORS.contains(&c.as_str()) {
-            let hint = nearest(c, CONNECTORS)
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(c, CONNECTORS);
             return Some((
                 "pd.connector".into(),
                 format!(
@@ -869,9 +865,7 @@ impl Importer {
             match (name.as_str(), value) {
                 ("connector" | "kv-connector", Some(v)) => {
                     if !CONNECTORS.contains(&v.as_str()) {
-                        let hint = nearest(&v, CONNECTORS)
-                            .map(|s| format!("; did you mean \"{s}\"?"))
-                            .unwrap_or_default();
+                        let hint = did_you_mean(&v, CONNECTORS);
                         return Err(a.at.err(format!(
                             "unknown sidecar connector \"{v}\" (valid: {}){hint}",
                             CONNECTORS.join(", ")

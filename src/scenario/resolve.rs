@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::{nearest, with_suggestion, ErrorCtx, ScenarioError};
+use super::error::{did_you_mean, strip_location, with_suggestion, ErrorCtx, ScenarioError};
 use super::{EppSpec, PodGroup, RouterSpec, Scenario};
 use crate::catalog::{gpu::GpuSpec, model::ModelSpec};
 use crate::compat::VllmVersion;
@@ -177,9 +177,7 @@ pub fn resolve_text(
         sc.seed = seed;
     }
     if let Some(trace) = &overrides.trace {
-        sc.workload
-            .override_trace_path(trace.clone())
-            .map_err(|m| ctx.err("workload.trace", None, m))?;
+        sc.workload.override_trace_path(trace.clone());
     }
     // Deployment import (scenario/modelservice.rs): pods, router and pd from llm-d YAML.
     if let Some(d) = &overrides.deployment {
@@ -203,9 +201,7 @@ pub fn resolve_text(
         None | Some("fast") => Hashing::Fast,
         Some("vllm") => Hashing::Vllm,
         Some(other) => {
-            let hint = nearest(other, &["fast", "vllm"])
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(other, &["fast", "vllm"]);
             return Err(ctx.err(
                 "block_hashing",
                 Some(other),
@@ -357,14 +353,6 @@ pub fn load_epp_config(spec: &EppSpec, base_dir: &Path) -> Result<LoadedConfig, 
     crate::epp::config::load_yaml("").map_err(|e| ("router".into(), e.to_string()))
 }
 
-/// serde_yaml_ng appends " at line L column C"; the error already carries the line.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
 fn resolve_group(
     ctx: &ErrorCtx,
     i: usize,
@@ -377,9 +365,7 @@ fn resolve_group(
     let role = match g.role.as_deref().unwrap_or("both") {
         r @ ("both" | "prefill" | "decode") => r.to_string(),
         other => {
-            let hint = nearest(other, &["both", "prefill", "decode"])
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(other, &["both", "prefill", "decode"]);
             return Err(ctx.err(
                 &f("role"),
                 Some(other),
@@ -521,9 +507,7 @@ fn resolve_group(
     let policy = match v.scheduling_policy.as_deref().unwrap_or("fcfs") {
         p @ ("fcfs" | "priority") => p.to_string(),
         other => {
-            let hint = nearest(other, &["fcfs", "priority"])
-                .map(|s| format!("; did you mean \"{s}\"?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(other, &["fcfs", "priority"]);
             return Err(ctx.err(
                 &f("vllm.scheduling_policy"),
                 Some(other),

@@ -741,7 +741,6 @@ mod tests {
             name: name.into(),
             value: value.map(String::from),
             value_from,
-            non_string: false,
             at: item("", 1).at,
         }
     }

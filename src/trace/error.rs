@@ -99,6 +99,25 @@ pub fn check_token_count(field: &str, n: u32) -> Result<u32, FieldError> {
     Ok(n)
 }
 
+/// `Err` on `hash_ids` unless `n_ids` is `ceil(input_length / tokens_per_id)`
+/// (`tokens_per_id` must be positive).
+pub fn check_hash_id_count(
+    n_ids: usize,
+    input_length: u32,
+    tokens_per_id: u32,
+) -> Result<(), FieldError> {
+    let expect = (input_length as u64).div_ceil(tokens_per_id as u64);
+    if n_ids as u64 != expect {
+        return Err(FieldError::new(
+            "hash_ids",
+            format!(
+                "{n_ids} ids for input_length {input_length} (expected ceil({input_length}/{tokens_per_id}) = {expect})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Counts lines skipped in lenient mode; shared between a reader and its caller.
 ///
 /// Keeps the first few errors so a CLI can show why lines were skipped.

@@ -12,7 +12,7 @@ use std::io::{BufRead, Write};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::error::{check_token_count, FieldError};
+use super::error::{check_hash_id_count, check_token_count, FieldError};
 use super::json_line::{diagnose, FieldSpec, Kind};
 use super::reader::{LineParser, LineReader, ReadOptions};
 use super::request::{Prompt, TraceRequest};
@@ -86,19 +86,7 @@ impl LineParser for MooncakeParser {
         if self.tokens_per_id == 0 {
             return Err(FieldError::new("hash_ids", "tokens per hash id is 0"));
         }
-        let expect = (rec.input_length as u64).div_ceil(self.tokens_per_id as u64);
-        if rec.hash_ids.len() as u64 != expect {
-            return Err(FieldError::new(
-                "hash_ids",
-                format!(
-                    "{} ids for input_length {} (expected ceil({}/{}) = {expect})",
-                    rec.hash_ids.len(),
-                    rec.input_length,
-                    rec.input_length,
-                    self.tokens_per_id
-                ),
-            ));
-        }
+        check_hash_id_count(rec.hash_ids.len(), rec.input_length, self.tokens_per_id)?;
         let arrival_ns = rec.timestamp.checked_mul(1_000_000).ok_or_else(|| {
             FieldError::new(
                 "timestamp",

@@ -13,7 +13,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{check_token_count, suggest, FieldError};
+use super::error::{check_hash_id_count, check_token_count, suggest, FieldError};
 use super::json_line::{diagnose, FieldSpec, Kind};
 use super::reader::{LineParser, LineReader, ReadOptions};
 use super::request::{Prompt, TraceRequest};
@@ -198,16 +198,7 @@ fn to_request(rec: NativeLine) -> Result<TraceRequest, FieldError> {
                     "empty but input_length is positive",
                 ));
             }
-            let expect = (n as u64).div_ceil(tpi as u64);
-            if ids.len() as u64 != expect {
-                return Err(FieldError::new(
-                    "hash_ids",
-                    format!(
-                        "{} ids for input_length {n} (expected ceil({n}/{tpi}) = {expect})",
-                        ids.len()
-                    ),
-                ));
-            }
+            check_hash_id_count(ids.len(), n, tpi)?;
             Prompt::HashIds {
                 ids,
                 tokens_per_id: tpi,

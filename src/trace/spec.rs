@@ -180,12 +180,9 @@ impl WorkloadSpec {
 impl WorkloadSpec {
     /// Replaces the trace file (`kvsim run --trace`); the format is detected
     /// again from the new file unless the workload names one.
-    pub fn override_trace_path(&mut self, path: PathBuf) -> Result<(), String> {
+    pub fn override_trace_path(&mut self, path: PathBuf) {
         match &mut self.trace {
-            Some(t) => {
-                t.path = path;
-                Ok(())
-            }
+            Some(t) => t.path = path,
             None => {
                 self.trace = Some(TraceSourceSpec {
                     path,
@@ -197,7 +194,6 @@ impl WorkloadSpec {
                 self.sglang_shared_prefix = None;
                 self.chat = None;
                 self.random = None;
-                Ok(())
             }
         }
     }

@@ -214,8 +214,7 @@ impl Iterator for ArrivalProcess {
                 self.t_s
             }
             ArrivalSpec::Stages { load, stages } => {
-                let (load, stages) = (*load, stages.clone());
-                self.next_stage_time(load, &stages)?
+                self.stage.next_time(&mut self.rng, *load, stages)?
             }
         };
         self.k += 1;
@@ -223,44 +222,48 @@ impl Iterator for ArrivalProcess {
     }
 }
 
-impl ArrivalProcess {
-    fn next_stage_time(&mut self, load: StageLoad, stages: &[StageSpec]) -> Option<f64> {
+impl StageState {
+    fn next_time(
+        &mut self,
+        rng: &mut StreamRng,
+        load: StageLoad,
+        stages: &[StageSpec],
+    ) -> Option<f64> {
         loop {
-            let stage = stages.get(self.stage.idx)?;
-            let st = &mut self.stage;
-            if !st.started {
-                st.started = true;
-                st.left = (stage.rate_per_s * stage.duration_s).floor() as u64;
-                st.batch.clear();
-                st.next_second_s = st.start_s;
-                if load == StageLoad::Constant && st.left > 0 {
-                    st.batch = spread(&mut self.rng, st.start_s, stage.duration_s, st.left);
+            let stage = stages.get(self.idx)?;
+            if !self.started {
+                self.started = true;
+                self.left = (stage.rate_per_s * stage.duration_s).floor() as u64;
+                self.batch.clear();
+                self.next_second_s = self.start_s;
+                if load == StageLoad::Constant && self.left > 0 {
+                    self.batch = spread(rng, self.start_s, stage.duration_s, self.left);
                 }
             }
-            if st.left == 0 {
-                st.idx += 1;
+            if self.left == 0 {
+                self.idx += 1;
                 // A Poisson stage can run past its nominal end (it sends a fixed
-                // count); the next stage starts after its last request.
-                st.start_s = (st.start_s + stage.duration_s).max(st.last_s);
-                st.started = false;
+                // count); the next stage starts after its last requeself.
+                self.start_s = (self.start_s + stage.duration_s).max(self.last_s);
+                self.started = false;
                 continue;
             }
-            if st.batch.is_empty() {
+            if self.batch.is_empty() {
                 // Poisson: fill the next non-empty second.
                 let pois = Poisson::new(stage.rate_per_s).ok()?;
                 loop {
-                    let n = pois.sample(&mut self.rng) as u64;
-                    let sec = st.next_second_s;
-                    st.next_second_s += 1.0;
+                    let n = pois.sample(rng) as u64;
+                    let sec = self.next_second_s;
+                    self.next_second_s += 1.0;
                     if n > 0 {
-                        st.batch = spread(&mut self.rng, sec, 1.0, n);
+                        self.batch = spread(rng, sec, 1.0, n);
                         break;
                     }
                 }
             }
-            st.left -= 1;
-            let t = st.batch.pop()?;
-            st.last_s = t;
+            self.left -= 1;
+            let t = self.batch.pop()?;
+            self.last_s = t;
             return Some(t);
         }
     }

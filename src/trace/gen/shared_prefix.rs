@@ -98,7 +98,7 @@ pub fn random_tokens(rng: &mut StreamRng, n: u32, vocab_size: u32, out: &mut Vec
 
 /// inference-perf's request sequence: an endless cycle over the prompts.
 pub struct SharedPrefixGen {
-    prompts: Vec<(Vec<u32>, u32, u64)>,
+    prompts: Vec<(Vec<u32>, u32)>,
     /// Multi-turn state: per-user context (after the user shuffle).
     contexts: Option<Vec<(Vec<u32>, u64)>>,
     answers: StreamRng,
@@ -156,16 +156,15 @@ impl SharedPrefixGen {
                 .map(|u| (systems[u / n_per as usize].clone(), u as u64))
                 .collect();
             users.shuffle(&mut shuffle);
-            let prompts = questions.into_iter().map(|(q, o)| (q, o, 0)).collect();
-            (prompts, Some(users))
+            (questions, Some(users))
         } else {
-            let mut prompts: Vec<(Vec<u32>, u32, u64)> = questions
+            let mut prompts: Vec<(Vec<u32>, u32)> = questions
                 .into_iter()
                 .enumerate()
                 .map(|(i, (q, o))| {
                     let mut p = systems[i / n_per as usize].clone();
                     p.extend_from_slice(&q);
-                    (p, o, (i / n_per as usize) as u64)
+                    (p, o)
                 })
                 .collect();
             prompts.shuffle(&mut shuffle);
@@ -188,7 +187,7 @@ impl Iterator for SharedPrefixGen {
         let n = self.prompts.len() as u64;
         let idx = (self.i % n) as usize;
         self.i += 1;
-        let (question, output_len, _group) = &self.prompts[idx];
+        let (question, output_len) = &self.prompts[idx];
         let Some(contexts) = self.contexts.as_mut() else {
             return Some(Body {
                 prompt: Prompt::Tokens(question.clone()),
