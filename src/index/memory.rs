@@ -109,10 +109,6 @@ impl PodCache {
         }
     }
 
-    fn remove(&mut self, entry: &PodEntry) {
-        self.0.retain(|s| s.entry != *entry);
-    }
-
     fn purge(&mut self, now_ns: u64) {
         self.0.retain(|s| s.expires_at_ns > now_ns);
     }
@@ -128,20 +124,25 @@ pub struct KvIndex {
     mask_pods: u32,
 }
 
-/// The key store: an LRU bounded by `size`, or a plain map when the caller
-/// guarantees the bound can never be reached (then LRU order is unobservable
-/// and maintaining it is wasted work).
-///
-/// `Masks` is the plain map for the case the simulator runs almost always:
-/// only confirmed GPU entries of pods `0..mask_pods` (at most
-/// `min(pod_cache_size, MAX_POD + 1)` of them), so a key's entries are a set
-/// of pods (the per-key LRU can never overflow and its order is never read) and
-/// fit one bitmask (a [`DenseKeyMap`] per model). Anything else converts it to
-/// `Plain` first.
+/// The key store.
 enum Store {
+    /// The plain map for the case the simulator runs almost always: only
+    /// confirmed GPU entries of pods `0..mask_pods` (at most
+    /// `min(pod_cache_size, MAX_POD + 1)` of them), so a key's entries are a
+    /// set of pods (the per-key LRU can never overflow and its order is never
+    /// read) and fit one bitmask (a [`DenseKeyMap`] per model). Anything else
+    /// converts it to [`Slots::Plain`] first ([`Store::slots_mut`]).
+    Masks(Vec<DenseKeyMap<u64>>),
+    /// Keys with their per-key entry caches.
+    Slots(Slots),
+}
+
+/// Keys with their [`PodCache`]s: an LRU bounded by `size`, or a plain map
+/// when the caller guarantees the bound can never be reached (then LRU order
+/// is unobservable and maintaining it is wasted work).
+enum Slots {
     Lru(LruMap<(u32, u64), PodCache>),
     Plain(FxHashMap<(u32, u64), PodCache>),
-    Masks(Vec<DenseKeyMap<u64>>),
 }
 
 /// Bit marking a key as present in [`Store::Masks`], so a present key whose
@@ -176,14 +177,13 @@ fn mask_entries(mask: u64) -> impl Iterator<Item = PodEntry> {
 impl Store {
     fn len(&self) -> usize {
         match self {
-            Store::Lru(m) => m.len(),
-            Store::Plain(m) => m.len(),
             Store::Masks(ms) => ms.iter().map(|m| m.len()).sum(),
+            Store::Slots(s) => s.len(),
         }
     }
 
-    /// Turns `Masks` into `Plain` (entries in pod order); other stores stay.
-    fn make_general(&mut self) {
+    /// The slot store, converting masks first (entries in pod order).
+    fn slots_mut(&mut self) -> &mut Slots {
         if let Store::Masks(ms) = self {
             let mut plain = FxHashMap::default();
             for (model, m) in ms.iter().enumerate() {
@@ -195,66 +195,95 @@ impl Store {
                     plain.insert((model as u32, k), PodCache(slots.collect()));
                 }
             }
-            *self = Store::Plain(plain);
+            *self = Store::Slots(Slots::Plain(plain));
+        }
+        match self {
+            Store::Slots(s) => s,
+            Store::Masks(_) => unreachable!("converted above"),
+        }
+    }
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        match self {
+            Slots::Lru(m) => m.len(),
+            Slots::Plain(m) => m.len(),
         }
     }
     fn get_or_insert_default(&mut self, k: (u32, u64)) -> &mut PodCache {
         match self {
-            Store::Lru(m) => m.get_or_insert_default(k),
-            Store::Plain(m) => m.entry(k).or_default(),
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
-        }
-    }
-    fn peek_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
-        match self {
-            Store::Lru(m) => m.peek_mut(k),
-            Store::Plain(m) => m.get_mut(k),
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
+            Slots::Lru(m) => m.get_or_insert_default(k),
+            Slots::Plain(m) => m.entry(k).or_default(),
         }
     }
     fn get_mut(&mut self, k: &(u32, u64)) -> Option<&mut PodCache> {
         match self {
-            Store::Lru(m) => m.get_mut(k),
-            Store::Plain(m) => m.get_mut(k),
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
+            Slots::Lru(m) => m.get_mut(k),
+            Slots::Plain(m) => m.get_mut(k),
         }
     }
     fn peek(&self, k: &(u32, u64)) -> Option<&PodCache> {
         match self {
-            Store::Lru(m) => m.peek(k),
-            Store::Plain(m) => m.get(k),
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
+            Slots::Lru(m) => m.peek(k),
+            Slots::Plain(m) => m.get(k),
         }
     }
     fn remove(&mut self, k: &(u32, u64)) {
         match self {
-            Store::Lru(m) => {
+            Slots::Lru(m) => {
                 m.remove(k);
             }
-            Store::Plain(m) => {
+            Slots::Plain(m) => {
                 m.remove(k);
             }
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
         }
     }
-    /// Keys, least recently used first (plain: sorted, for determinism).
-    fn keys_lru_order(&self) -> Vec<(u32, u64)> {
+    /// Every key (order irrelevant: callers only remove).
+    fn keys(&self) -> Vec<(u32, u64)> {
         match self {
-            Store::Lru(m) => m.keys_lru_order(),
-            Store::Plain(m) => {
-                let mut k: Vec<(u32, u64)> = m.keys().copied().collect();
-                k.sort_unstable();
-                k
-            }
-            Store::Masks(_) => unreachable!("masks are converted before slot access"),
+            Slots::Lru(m) => m.keys_lru_order(),
+            Slots::Plain(m) => m.keys().copied().collect(),
         }
     }
+    /// Drops the entries of key `k` that `drop` selects, and the key when
+    /// that leaves it empty and `remove_empty` is set. Touches no recency.
+    fn remove_where(&mut self, k: (u32, u64), remove_empty: bool, drop: impl Fn(&Slot) -> bool) {
+        match self {
+            Slots::Plain(map) => {
+                // One probe.
+                if let std::collections::hash_map::Entry::Occupied(mut o) = map.entry(k) {
+                    o.get_mut().0.retain(|s| !drop(s));
+                    if o.get().0.is_empty() && remove_empty {
+                        o.remove();
+                    }
+                }
+            }
+            Slots::Lru(m) => {
+                let Some(pc) = m.peek_mut(&k) else {
+                    return;
+                };
+                pc.0.retain(|s| !drop(s));
+                if pc.0.is_empty() && remove_empty {
+                    m.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `entry` with `expires_at_ns` fits [`Store::Masks`] of `mask_pods` pods.
+fn maskable(entry: &PodEntry, expires_at_ns: u64, mask_pods: u32) -> bool {
+    entry.tier == Tier::Gpu
+        && !entry.speculative
+        && expires_at_ns == u64::MAX
+        && entry.pod.0 < mask_pods
 }
 
 impl KvIndex {
     /// An empty index.
     pub fn new(cfg: IndexConfig) -> Self {
-        let data = Store::Lru(LruMap::new(cfg.size));
+        let data = Store::Slots(Slots::Lru(LruMap::new(cfg.size)));
         KvIndex {
             cfg,
             models: Vec::new(),
@@ -283,7 +312,7 @@ impl KvIndex {
         let data = if mask_pods == n_pods {
             Store::Masks(Vec::new())
         } else {
-            Store::Plain(FxHashMap::default())
+            Store::Slots(Slots::Plain(FxHashMap::default()))
         };
         KvIndex {
             data,
@@ -318,21 +347,13 @@ impl KvIndex {
         self.add_with_expiry(m, keys, entries, u64::MAX);
     }
 
-    /// Whether `entry` with `expires_at_ns` fits [`Store::Masks`].
-    fn maskable(&self, entry: &PodEntry, expires_at_ns: u64) -> bool {
-        entry.tier == Tier::Gpu
-            && !entry.speculative
-            && expires_at_ns == u64::MAX
-            && entry.pod.0 < self.mask_pods
-    }
-
     fn add_with_expiry(&mut self, m: u32, keys: &[u64], entries: &[PodEntry], expires_at_ns: u64) {
-        if let Store::Masks(_) = self.data {
-            if entries.iter().all(|e| self.maskable(e, expires_at_ns)) {
+        if let Store::Masks(ms) = &mut self.data {
+            if entries
+                .iter()
+                .all(|e| maskable(e, expires_at_ns, self.mask_pods))
+            {
                 let bits = entries.iter().fold(0, |b, e| b | pod_bit(e.pod));
-                let Store::Masks(ms) = &mut self.data else {
-                    unreachable!()
-                };
                 if ms.len() <= m as usize {
                     ms.resize_with(m as usize + 1, Default::default);
                 }
@@ -342,11 +363,11 @@ impl KvIndex {
                 }
                 return;
             }
-            self.data.make_general();
         }
         let cap = self.cfg.pod_cache_size;
+        let slots = self.data.slots_mut();
         for &k in keys {
-            let pc = self.data.get_or_insert_default((m, k));
+            let pc = slots.get_or_insert_default((m, k));
             for e in entries {
                 pc.add(*e, expires_at_ns, cap);
             }
@@ -363,48 +384,34 @@ impl KvIndex {
     }
 
     fn evict_m(&mut self, m: u32, key: u64, entries: &[PodEntry]) {
-        if let Store::Masks(ms) = &mut self.data {
-            // Entries that never fit a mask cannot be in it: removing them is a no-op.
-            let bits = entries.iter().fold(0, |b, e| {
-                if e.tier == Tier::Gpu && !e.speculative && e.pod.0 <= MAX_POD {
-                    b | pod_bit(e.pod)
-                } else {
-                    b
-                }
-            });
-            let Some(table) = ms.get_mut(m as usize) else {
-                return;
-            };
-            let remove_empty = self.cfg.remove_empty_keys;
-            table.update(key, |old| match old & !bits {
-                PRESENT if remove_empty => 0,
-                new => new,
-            });
-            return;
-        }
-        if let Store::Plain(map) = &mut self.data {
-            // One probe: remove the entries, and the key if left empty.
-            if let std::collections::hash_map::Entry::Occupied(mut o) = map.entry((m, key)) {
-                for e in entries {
-                    o.get_mut().remove(e);
-                }
-                if o.get().0.is_empty() && self.cfg.remove_empty_keys {
-                    o.remove();
+        let remove_empty = self.cfg.remove_empty_keys;
+        match &mut self.data {
+            Store::Masks(ms) => {
+                // Entries that never fit a mask cannot be in it: removing them is a no-op.
+                let bits = entries.iter().fold(0, |b, e| {
+                    if e.tier == Tier::Gpu && !e.speculative && e.pod.0 <= MAX_POD {
+                        b | pod_bit(e.pod)
+                    } else {
+                        b
+                    }
+                });
+                if let Some(table) = ms.get_mut(m as usize) {
+                    table.update(key, |old| match old & !bits {
+                        PRESENT if remove_empty => 0,
+                        new => new,
+                    });
                 }
             }
-            return;
-        }
-        let empty = match self.data.peek_mut(&(m, key)) {
-            None => return,
-            Some(pc) => {
-                for e in entries {
-                    pc.remove(e);
-                }
-                pc.0.is_empty()
+            Store::Slots(s) => {
+                s.remove_where((m, key), remove_empty, |slot| entries.contains(&slot.entry))
             }
-        };
-        if empty && self.cfg.remove_empty_keys {
-            self.data.remove(&(m, key));
+        }
+    }
+
+    /// `AllBlocksCleared` from `pod`, per [`ClearedPolicy`].
+    fn on_cleared(&mut self, pod: EndpointId) {
+        if self.cfg.cleared == ClearedPolicy::RemovePod {
+            self.remove_pod(pod);
         }
     }
 
@@ -438,11 +445,7 @@ impl KvIndex {
                         self.evict_m(m, h, &[e]);
                     }
                 }
-                KvEvent::AllBlocksCleared => {
-                    if self.cfg.cleared == ClearedPolicy::RemovePod {
-                        self.remove_pod(pod);
-                    }
-                }
+                KvEvent::AllBlocksCleared => self.on_cleared(pod),
             }
         }
     }
@@ -468,41 +471,30 @@ impl KvIndex {
                     self.add_with_expiry(m, &stored.block_hashes, &[e], u64::MAX)
                 }
                 E::BlockRemoved { block_hash } => self.evict_m(m, block_hash, &[e]),
-                E::AllBlocksCleared => {
-                    if self.cfg.cleared == ClearedPolicy::RemovePod {
-                        self.remove_pod(pod);
-                    }
-                }
+                E::AllBlocksCleared => self.on_cleared(pod),
             }
         }
     }
 
     /// Removes every entry of `pod` (O(keys)).
     pub fn remove_pod(&mut self, pod: EndpointId) {
-        if let Store::Masks(ms) = &mut self.data {
-            if pod.0 > MAX_POD {
-                return;
-            }
-            let remove_empty = self.cfg.remove_empty_keys;
-            for table in ms {
-                table.update_all(|old| match old & !pod_bit(pod) {
-                    PRESENT if remove_empty => 0,
-                    new => new,
-                });
-            }
-            return;
-        }
-        let keys = self.data.keys_lru_order();
-        for k in keys {
-            let empty = match self.data.peek_mut(&k) {
-                Some(pc) => {
-                    pc.0.retain(|s| s.entry.pod != pod);
-                    pc.0.is_empty()
+        let remove_empty = self.cfg.remove_empty_keys;
+        match &mut self.data {
+            Store::Masks(ms) => {
+                if pod.0 > MAX_POD {
+                    return;
                 }
-                None => continue,
-            };
-            if empty && self.cfg.remove_empty_keys {
-                self.data.remove(&k);
+                for table in ms {
+                    table.update_all(|old| match old & !pod_bit(pod) {
+                        PRESENT if remove_empty => 0,
+                        new => new,
+                    });
+                }
+            }
+            Store::Slots(s) => {
+                for k in s.keys() {
+                    s.remove_where(k, remove_empty, |slot| slot.entry.pod == pod);
+                }
             }
         }
     }
@@ -512,19 +504,21 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return Vec::new();
         };
-        if let Store::Masks(ms) = &self.data {
-            let mask = ms.get(m as usize).map_or(0, |t| t.get(key));
-            return mask_entries(mask).collect();
+        match &self.data {
+            Store::Masks(ms) => {
+                let mask = ms.get(m as usize).map_or(0, |t| t.get(key));
+                mask_entries(mask).collect()
+            }
+            Store::Slots(s) => s
+                .peek(&(m, key))
+                .map(|pc| {
+                    pc.0.iter()
+                        .filter(|s| s.expires_at_ns > now_ns)
+                        .map(|s| s.entry)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
-        self.data
-            .peek(&(m, key))
-            .map(|pc| {
-                pc.0.iter()
-                    .filter(|s| s.expires_at_ns > now_ns)
-                    .map(|s| s.entry)
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     /// Lookup that also refreshes LRU recency and purges expired entries.
@@ -540,23 +534,24 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
-        if let Store::Masks(_) = self.data {
-            // No speculative entries to purge, no recency to refresh.
-            return KvBlockLookup::lookup(self, model, keys, pods, now_ns, out);
-        }
         let stop = self.cfg.stop;
+        let slots = match &mut self.data {
+            Store::Slots(s) => s,
+            // No speculative entries to purge, no recency to refresh.
+            Store::Masks(_) => return KvBlockLookup::lookup(self, model, keys, pods, now_ns, out),
+        };
         for &k in keys {
             // Expired speculative entries are evicted; a key they leave empty
             // is dropped, as upstream's TTL eviction does.
-            let emptied = self.data.get_mut(&(m, k)).is_some_and(|pc| {
+            let emptied = slots.get_mut(&(m, k)).is_some_and(|pc| {
                 let had = !pc.0.is_empty();
                 pc.purge(now_ns);
                 had && pc.0.is_empty()
             });
             if emptied {
-                self.data.remove(&(m, k));
+                slots.remove(&(m, k));
             }
-            let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
+            let slots = slots.peek(&(m, k)).map(|pc| &pc.0[..]);
             if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
                 return;
             }
@@ -644,28 +639,31 @@ impl KvBlockLookup for KvIndex {
             return;
         };
         let stop = self.cfg.stop;
-        if let Store::Masks(ms) = &self.data {
-            let wanted = if pods.is_empty() {
-                u64::MAX
-            } else {
-                pods.iter()
-                    .filter(|p| p.0 <= MAX_POD)
-                    .fold(0, |b, &p| b | pod_bit(p))
-            };
-            // A model never stored has no table: every key reads as absent.
-            let table = ms.get(m as usize);
-            for &k in keys {
-                let mask = table.map_or(0, |t| t.get(k));
-                if !lookup_step(stop, seen_mask(mask, wanted), out) {
-                    return;
+        match &self.data {
+            Store::Masks(ms) => {
+                let wanted = if pods.is_empty() {
+                    u64::MAX
+                } else {
+                    pods.iter()
+                        .filter(|p| p.0 <= MAX_POD)
+                        .fold(0, |b, &p| b | pod_bit(p))
+                };
+                // A model never stored has no table: every key reads as absent.
+                let table = ms.get(m as usize);
+                for &k in keys {
+                    let mask = table.map_or(0, |t| t.get(k));
+                    if !lookup_step(stop, seen_mask(mask, wanted), out) {
+                        return;
+                    }
                 }
             }
-            return;
-        }
-        for &k in keys {
-            let slots = self.data.peek(&(m, k)).map(|pc| &pc.0[..]);
-            if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
-                return;
+            Store::Slots(s) => {
+                for &k in keys {
+                    let cache = s.peek(&(m, k)).map(|pc| &pc.0[..]);
+                    if !lookup_step(stop, seen_slots(cache, now_ns, pods), out) {
+                        return;
+                    }
+                }
             }
         }
     }
@@ -919,8 +917,8 @@ mod store_equivalence {
         let kind =
             |max_keys, n_pods| match KvIndex::with_key_bound(cfg.clone(), max_keys, n_pods).data {
                 Store::Masks(_) => "masks",
-                Store::Plain(_) => "plain",
-                Store::Lru(_) => "lru",
+                Store::Slots(Slots::Plain(_)) => "plain",
+                Store::Slots(Slots::Lru(_)) => "lru",
             };
         assert_eq!(kind(1000, 10), "masks");
         assert_eq!(kind(1000, 11), "plain");
@@ -943,37 +941,39 @@ mod store_equivalence {
                 ..IndexConfig::default()
             };
             let mut general = KvIndex::new(IndexConfig { size: 1 << 20, ..cfg.clone() });
-            let mut masks = KvIndex::with_key_bound(cfg, 1000, 3);
+            let masks = KvIndex::with_key_bound(cfg.clone(), 1000, 3);
             prop_assert!(matches!(masks.data, Store::Masks(_)));
+            // More pods than pod_cache_size: the plain slot store from the start.
+            let plain = KvIndex::with_key_bound(cfg, 1000, 20);
+            prop_assert!(matches!(plain.data, Store::Slots(Slots::Plain(_))));
+            let mut fast = [masks, plain];
             for op in ops {
-                match op {
-                    Op::Add(keys, p, tier) => {
-                        let e = PodEntry { pod: EndpointId(p), tier, speculative: false };
-                        general.add("m", &keys, &[e]);
-                        masks.add("m", &keys, &[e]);
-                    }
-                    Op::Evict(k, p, tier) => {
-                        let e = PodEntry { pod: EndpointId(p), tier, speculative: false };
-                        general.evict("m", k, &[e]);
-                        masks.evict("m", k, &[e]);
-                    }
-                    Op::Speculative(keys, p, exp) => {
-                        general.add_speculative("m", &keys, &[EndpointId(p)], exp);
-                        masks.add_speculative("m", &keys, &[EndpointId(p)], exp);
-                    }
-                    Op::RemovePod(p) => {
-                        let ev = [KvEvent::AllBlocksCleared];
-                        general.apply(EndpointId(p), "m", &ev);
-                        masks.apply(EndpointId(p), "m", &ev);
-                    }
-                    Op::Lookup(keys, pods, now) => {
-                        prop_assert_eq!(
-                            sorted_lookup(&mut general, &keys, &pods, now),
-                            sorted_lookup(&mut masks, &keys, &pods, now)
-                        );
+                for ix in std::iter::once(&mut general).chain(fast.iter_mut()) {
+                    match &op {
+                        Op::Add(keys, p, tier) => {
+                            let e = PodEntry { pod: EndpointId(*p), tier: *tier, speculative: false };
+                            ix.add("m", keys, &[e]);
+                        }
+                        Op::Evict(k, p, tier) => {
+                            let e = PodEntry { pod: EndpointId(*p), tier: *tier, speculative: false };
+                            ix.evict("m", *k, &[e]);
+                        }
+                        Op::Speculative(keys, p, exp) => {
+                            ix.add_speculative("m", keys, &[EndpointId(*p)], *exp);
+                        }
+                        Op::RemovePod(p) => ix.apply(EndpointId(*p), "m", &[KvEvent::AllBlocksCleared]),
+                        Op::Lookup(..) => {}
                     }
                 }
-                prop_assert_eq!(general.n_keys(), masks.n_keys());
+                for ix in &mut fast {
+                    if let Op::Lookup(keys, pods, now) = &op {
+                        prop_assert_eq!(
+                            sorted_lookup(&mut general, keys, pods, *now),
+                            sorted_lookup(ix, keys, pods, *now)
+                        );
+                    }
+                    prop_assert_eq!(general.n_keys(), ix.n_keys());
+                }
             }
         }
     }
