@@ -107,22 +107,9 @@ impl Prompt {
         match self {
             Prompt::Tokens(tokens) => {
                 let mut parent = root;
-                if bs <= 64 {
-                    for block in tokens.chunks_exact(bs) {
-                        parent = fast_chain(parent, block);
-                        out.push(parent);
-                    }
-                } else {
-                    // fast_chain allocates per call above 64 tokens; hash the same
-                    // little-endian bytes with the same seed from one reused buffer.
-                    let mut bytes = vec![0u8; 4 * bs];
-                    for block in tokens.chunks_exact(bs) {
-                        for (dst, t) in bytes.chunks_exact_mut(4).zip(block) {
-                            dst.copy_from_slice(&t.to_le_bytes());
-                        }
-                        parent = xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, parent);
-                        out.push(parent);
-                    }
+                for block in tokens.chunks_exact(bs) {
+                    parent = fast_chain(parent, block);
+                    out.push(parent);
                 }
             }
             Prompt::HashIds {
