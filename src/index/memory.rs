@@ -10,7 +10,11 @@
 //!
 //! The LongestPrefix scorer cuts at the first key without its pod anyway, so
 //! the two modes only differ in what a caller sees of the keys after a gap.
-//! A lookup touches the keys it reads (LRU recency), as `lru.Get` does.
+//! [`KvIndex::lookup_mut`] touches the keys it reads (LRU recency), as
+//! `lru.Get` does; the EPP reads through the read-only [`KvBlockLookup`], so
+//! in the simulator recency follows writes only. That is observable only when
+//! the index is bounded below the keys it holds (not the default 1e8) or
+//! holds speculative entries.
 //!
 //! **Events**: `BlockStored` adds `(pod, tier = lowercase(medium) or gpu)` for
 //! each hash; `BlockRemoved` removes that entry and drops the key when it is
