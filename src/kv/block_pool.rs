@@ -222,10 +222,9 @@ impl BlockPool {
         }
     }
 
-    /// Drains the events queued since the last call.
-    pub fn take_events(&mut self) -> Vec<KvEvent> {
-        // One exact allocation; the queue keeps its capacity for the next step.
-        self.events.drain(..).collect()
+    /// Moves the events queued since the last call to the end of `out`.
+    pub fn take_events(&mut self, out: &mut Vec<KvEvent>) {
+        out.append(&mut self.events);
     }
 
     /// Checks internal consistency: free + referenced = usable, and every

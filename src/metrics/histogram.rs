@@ -12,15 +12,69 @@ pub struct LogHistogram {
     sum_ns: u128,
     max_ns: u64,
     /// The last (sample, bucket): the requests of one decode step usually
-    /// record the same gap, and `ln` dominates the cost of a record.
+    /// record the same gap, and consecutive steps land in the same bucket.
     last: (u64, usize),
 }
 
+/// The bucket of `ns`: 0 for ns ≤ 1, else ⌊ln ns / ln 1.01⌋ + 1. This float
+/// formula defines the buckets; [`BucketTable`] answers the same faster.
 fn bucket(ns: u64) -> usize {
     if ns <= 1 {
         0
     } else {
         ((ns as f64).ln() / GROWTH.ln()).floor() as usize + 1
+    }
+}
+
+/// Values from here on use the float formula (the table would be long and
+/// such gaps never occur in a run).
+const TABLE_LIMIT_NS: u64 = 1 << 50;
+
+/// Per bucket `b`, the smallest `ns` whose [`bucket`] is at least `b`, so
+/// that `bucket(ns)` is the last `b` with `lower[b] ≤ ns` (the formula is
+/// monotone in `ns`). Built once from the formula itself, so it agrees
+/// exactly; a record then costs a comparison or two instead of an `ln`.
+struct BucketTable {
+    lower: Vec<u64>,
+}
+
+impl BucketTable {
+    fn get() -> &'static BucketTable {
+        static TABLE: std::sync::OnceLock<BucketTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| {
+            let mut lower = vec![0u64];
+            let mut ns = 2u64;
+            while ns < TABLE_LIMIT_NS {
+                let b = bucket(ns);
+                // Buckets no integer falls in start where the next one does.
+                lower.resize(b + 1, ns);
+                // Jump near the next boundary, then step onto it exactly.
+                let mut next = (GROWTH.powi(b as i32).floor() as u64).max(ns + 1);
+                while next > ns + 1 && bucket(next - 1) > b {
+                    next -= 1;
+                }
+                while bucket(next) == b {
+                    next += 1;
+                }
+                ns = next;
+            }
+            BucketTable { lower }
+        })
+    }
+
+    /// [`bucket`] of `ns`, trying bucket `hint` first.
+    fn bucket_near(&self, ns: u64, hint: usize) -> usize {
+        let lower = &self.lower;
+        if ns >= TABLE_LIMIT_NS {
+            return bucket(ns);
+        }
+        let in_hint = hint < lower.len()
+            && lower[hint] <= ns
+            && lower.get(hint + 1).is_none_or(|&next| ns < next);
+        if in_hint {
+            return hint;
+        }
+        lower.partition_point(|&l| l <= ns) - 1
     }
 }
 
@@ -38,7 +92,7 @@ impl LogHistogram {
         let b = if self.n > 0 && self.last.0 == ns {
             self.last.1
         } else {
-            bucket(ns)
+            BucketTable::get().bucket_near(ns, self.last.1)
         };
         self.last = (ns, b);
         if b >= self.counts.len() {
@@ -94,6 +148,33 @@ impl LogHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn table_agrees_with_the_formula_at_every_boundary() {
+        let t = BucketTable::get();
+        for b in 1..t.lower.len() {
+            let l = t.lower[b];
+            assert!(bucket(l) >= b, "bucket {b}: lower {l}");
+            assert!(bucket(l - 1) < b, "bucket {b}: lower {l} not the smallest");
+            for ns in [l - 1, l, l + 1] {
+                assert_eq!(t.bucket_near(ns, 0), bucket(ns), "ns {ns}");
+            }
+        }
+        assert_eq!(t.bucket_near(1, 5), 0);
+        assert_eq!(t.bucket_near(u64::MAX, 0), bucket(u64::MAX));
+    }
+
+    proptest! {
+        /// Whatever the hint, the table gives the formula's bucket.
+        #[test]
+        fn table_lookup_matches_the_formula(
+            ns in prop_oneof![0u64..10_000, 0u64..(TABLE_LIMIT_NS * 2)],
+            hint in 0usize..5000,
+        ) {
+            prop_assert_eq!(BucketTable::get().bucket_near(ns, hint), bucket(ns));
+        }
+    }
 
     #[test]
     fn percentiles_within_one_percent() {

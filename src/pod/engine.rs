@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use super::latency::StepTimeModel;
 use super::request::PodRequest;
-use super::scheduler::{Finished, KvLoad, ReqSlot, Scheduler, StepPlan};
+use super::scheduler::{Finished, KvLoad, ReqSlot, Scheduler, StepOutcome, StepPlan};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::kv::events::KvEvent;
 use crate::metrics::histogram::LogHistogram;
@@ -92,7 +92,12 @@ pub struct Pod {
     pub role: Role,
     sched: Scheduler,
     step_model: Box<dyn StepTimeModel>,
-    in_flight: VecDeque<(StepPlan, SimTime)>,
+    /// Boxed: a plan is large and moves through these queues every step.
+    in_flight: VecDeque<(Box<StepPlan>, SimTime)>,
+    /// Plans whose step ended, recycled so a step allocates nothing.
+    spare_plans: Vec<Box<StepPlan>>,
+    /// The last step's outcome, recycled likewise.
+    outcome: StepOutcome,
     max_in_flight: usize,
     counters: PodCounters,
     sample_interval_ns: u64,
@@ -127,6 +132,8 @@ impl Pod {
             sched,
             step_model,
             in_flight: VecDeque::new(),
+            spare_plans: Vec::new(),
+            outcome: StepOutcome::default(),
             max_in_flight,
             counters: PodCounters::default(),
             sample_interval_ns: sample_interval.as_ns().max(1),
@@ -209,7 +216,9 @@ impl Pod {
     pub fn on_step_end(&mut self, now: SimTime) -> StepEndOutput {
         let (plan, end) = self.in_flight.pop_front().expect("a step was in flight");
         debug_assert_eq!(end, now);
-        let outcome = self.sched.update_from_output(&plan);
+        let mut outcome = std::mem::take(&mut self.outcome);
+        self.sched.update_from_output_into(&plan, &mut outcome);
+        self.spare_plans.push(plan);
         let per_token = self.step_model.per_output_token_overhead().as_ns();
         let t = now.as_ns();
         // Output token k of a request is emitted `k` per-token overheads
@@ -227,16 +236,17 @@ impl Pod {
                 stamp(self.sched.req_mut(slot), &mut self.counters.itl);
             }
         }
-        self.outbox.extend(outcome.events);
-        let mut finished = outcome.finished;
+        self.outbox.append(&mut outcome.events);
+        let mut finished = std::mem::take(&mut outcome.finished);
         for f in &mut finished {
             // The finishing token was appended after the request left the
             // scheduler: stamp it here.
             stamp(&mut f.req, &mut self.counters.itl);
         }
         self.counters.n_output_tokens += outcome.sampled.len() as u64;
+        self.outcome = outcome;
         if self.publish_immediately {
-            self.outbox.extend(self.sched.take_events_now());
+            self.sched.take_events_now(&mut self.outbox);
         }
         for slot in std::mem::take(&mut self.recv_pending) {
             self.sched.mark_kv_received(slot);
@@ -252,13 +262,15 @@ impl Pod {
     /// Plans steps until `max_in_flight` are queued or nothing is runnable.
     fn fill(&mut self, now: SimTime) {
         while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
-            let mut plan = self.sched.schedule();
+            let mut plan = self.spare_plans.pop().unwrap_or_default();
+            self.sched.schedule_into(&mut plan);
             self.outbox.append(&mut plan.events);
             self.kv_loads.append(&mut plan.kv_loads);
             if self.publish_immediately {
-                self.outbox.extend(self.sched.take_events_now());
+                self.sched.take_events_now(&mut self.outbox);
             }
             if plan.total_tokens() == 0 {
+                self.spare_plans.push(plan);
                 break;
             }
             for &(slot, _) in &plan.scheduled {

@@ -115,6 +115,17 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
+    /// Empties every list, keeping capacity (plans are recycled step to step).
+    fn clear(&mut self) {
+        self.scheduled.clear();
+        self.samples.clear();
+        self.preempted.clear();
+        self.lookups.clear();
+        self.shape = StepShape::default();
+        self.events.clear();
+        self.kv_loads.clear();
+    }
+
     /// Σ scheduled tokens.
     pub fn total_tokens(&self) -> u32 {
         self.shape.n_tokens() as u32
@@ -350,15 +361,22 @@ impl Scheduler {
         self.held.len()
     }
 
-    /// Drains KV events queued in the block pool right now (for an idealised
-    /// zero-lag publisher; vLLM itself publishes once per step).
-    pub fn take_events_now(&mut self) -> Vec<KvEvent> {
-        self.pool.take_events()
+    /// Moves KV events queued in the block pool right now to `out` (for an
+    /// idealised zero-lag publisher; vLLM itself publishes once per step).
+    pub fn take_events_now(&mut self, out: &mut Vec<KvEvent>) {
+        self.pool.take_events(out);
     }
 
     /// Runs vLLM's `schedule()`.
     pub fn schedule(&mut self) -> StepPlan {
         let mut plan = StepPlan::default();
+        self.schedule_into(&mut plan);
+        plan
+    }
+
+    /// [`Scheduler::schedule`] into a recycled plan (no allocation per step).
+    pub fn schedule_into(&mut self, plan: &mut StepPlan) {
+        plan.clear();
         let mut budget = self.cfg.max_num_batched_tokens;
 
         // 1) RUNNING requests, in admission order.
@@ -589,9 +607,8 @@ impl Scheduler {
         plan.shape = shape;
         self.n_finished_unflushed = 0;
         if self.cfg.version == VllmVersion::V0_11 {
-            plan.events = self.pool.take_events();
+            self.pool.take_events(&mut plan.events);
         }
-        plan
     }
 
     /// Runs vLLM's `update_from_output()` for a step planned by `schedule()`:
@@ -599,6 +616,17 @@ impl Scheduler {
     /// and drains the KV events.
     pub fn update_from_output(&mut self, plan: &StepPlan) -> StepOutcome {
         let mut out = StepOutcome::default();
+        self.update_from_output_into(plan, &mut out);
+        out
+    }
+
+    /// [`Scheduler::update_from_output`] into a recycled outcome, whose lists
+    /// are cleared first.
+    pub fn update_from_output_into(&mut self, plan: &StepPlan, out: &mut StepOutcome) {
+        out.first_token.clear();
+        out.sampled.clear();
+        out.finished.clear();
+        out.events.clear();
         let bs = self.cfg.block_size;
         for (k, &(slot, _)) in plan.scheduled.iter().enumerate() {
             if !plan.samples[k] {
@@ -649,9 +677,8 @@ impl Scheduler {
             }
         }
         if self.cfg.version == VllmVersion::V0_33 {
-            out.events = self.pool.take_events();
+            self.pool.take_events(&mut out.events);
         }
-        out
     }
 
     fn priority_victim_pos(&self) -> usize {
