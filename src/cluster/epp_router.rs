@@ -12,6 +12,7 @@ use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, Toke
 use crate::index::{IndexConfig, KvIndex};
 use crate::kv::hasher::{prompt_token_at, BlockHasher, ChainState};
 use crate::pod::engine::Pod;
+use crate::pod::request::PromptKeys;
 use crate::trace::request::{Prompt, TraceRequest};
 
 /// Pod metrics as the router last scraped them.
@@ -114,7 +115,10 @@ pub struct EppRouter {
     log: Option<Vec<DecisionRow>>,
     n_decisions: u64,
     n_stale: u64,
+    /// The last routed prompt's keys (when the index or log needs them)
+    /// and the chain state hashing left; pods reuse them.
     keys: Vec<u64>,
+    chain: ChainState,
     warnings: Vec<String>,
 }
 
@@ -197,6 +201,7 @@ impl EppRouter {
             n_decisions: 0,
             n_stale: 0,
             keys: Vec::new(),
+            chain: ChainState::default(),
             warnings: cfg.warnings,
         }
     }
@@ -235,6 +240,19 @@ impl EppRouter {
         }
     }
 
+    /// The keys [`EppRouter::route`] computed for the last prompt, if it
+    /// computed them with `hasher` at `block_size`: a pod with that hasher
+    /// and block size can take them instead of hashing again.
+    pub fn last_prompt_keys(
+        &self,
+        hasher: &BlockHasher,
+        block_size: u32,
+    ) -> Option<PromptKeys<'_>> {
+        let computed = self.index.is_some() || self.log.is_some();
+        (computed && block_size == self.index_block_size && *hasher == self.hasher)
+            .then_some(PromptKeys::Known(&self.keys, &self.chain))
+    }
+
     /// Picks the pod for `req` at `now_ns` and, when the profile handler
     /// chose P/D, the prefill pod; `None` when no endpoint qualifies.
     pub fn route(
@@ -244,14 +262,14 @@ impl EppRouter {
         now_ns: u64,
     ) -> Option<(u32, Option<u32>)> {
         self.keys.clear();
+        self.chain = ChainState::default();
         // Only the precise-prefix scorer and the decision log read the keys.
         if self.index.is_some() || self.log.is_some() {
-            let mut chain = ChainState::default();
             self.hasher.prompt_keys(
                 &req.prompt,
                 self.index_block_size,
                 req.cache_salt.as_deref(),
-                &mut chain,
+                &mut self.chain,
                 &mut self.keys,
             );
         }

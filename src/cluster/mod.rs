@@ -15,7 +15,7 @@ mod tests;
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};
 use crate::pod::engine::Pod;
-use crate::pod::request::{OutputTokens, PodRequest};
+use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::Finished;
 use crate::trace::request::TraceRequest;
 use epp_router::{DecisionRow, EppRouter};
@@ -578,7 +578,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             req.max_tokens,
             req.priority,
             req.arrival_key,
-            sched.hasher(),
+            PromptKeys::Hash(sched.hasher()),
             sched.config().block_size,
         );
         r.times = req.times;
@@ -587,6 +587,11 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
 
     fn build_request(&self, tr: TraceRequest, pod: usize) -> PodRequest {
         let sched = self.pods[pod].scheduler();
+        let block_size = sched.config().block_size;
+        let known = match &self.routing {
+            Routing::Epp { router, .. } => router.last_prompt_keys(sched.hasher(), block_size),
+            Routing::Simple(_) => None,
+        };
         let output = match tr.output_token_ids {
             Some(ids) => OutputTokens::Given(ids),
             None => OutputTokens::Synthetic(tr.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5eed),
@@ -599,8 +604,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             tr.output_len,
             0,
             tr.arrival_ns,
-            sched.hasher(),
-            sched.config().block_size,
+            known.unwrap_or(PromptKeys::Hash(sched.hasher())),
+            block_size,
         )
     }
 }

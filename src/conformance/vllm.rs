@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::compat::VllmVersion;
 use crate::kv::hash::{HashAlgo, VllmBlockHasher};
 use crate::kv::hasher::BlockHasher;
-use crate::pod::request::{OutputTokens, PodRequest};
+use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::{Policy, ReqSlot, Scheduler, SchedulerConfig, StepOutcome, StepPlan};
 use crate::trace::request::Prompt;
 
@@ -296,7 +296,7 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
                 r.max_tokens,
                 r.priority.unwrap_or(0),
                 r.arrival_step,
-                sched.hasher(),
+                PromptKeys::Hash(sched.hasher()),
                 w.block_size,
             );
             let slot = sched.add_request(pr);

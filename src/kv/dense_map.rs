@@ -31,18 +31,16 @@ const PAGE_LEN: usize = 1 << PAGE_BITS;
 const DENSE_LIMIT: u64 = 1 << 28;
 const NO_PAGE: u32 = u32::MAX;
 
-#[derive(Clone, Debug)]
-struct Page<V> {
-    slots: Box<[V; PAGE_LEN]>,
-    n_live: u32,
-}
-
 /// Key → value, [`Slot::EMPTY`] meaning absent.
 #[derive(Clone, Debug)]
 pub struct DenseKeyMap<V: Slot> {
-    /// `key >> PAGE_BITS` → index into `pages`, or `NO_PAGE`.
+    /// `key >> PAGE_BITS` → page number, or `NO_PAGE`.
     page_of: Vec<u32>,
-    pages: Vec<Page<V>>,
+    /// Page `p` is `slots[p * PAGE_LEN..][..PAGE_LEN]`: one flat array, so
+    /// a lookup is two dependent loads.
+    slots: Vec<V>,
+    /// Per page, its keys held.
+    n_live: Vec<u32>,
     free_pages: Vec<u32>,
     sparse: BlockKeyMap<u64, V>,
     len: usize,
@@ -52,7 +50,8 @@ impl<V: Slot> Default for DenseKeyMap<V> {
     fn default() -> Self {
         DenseKeyMap {
             page_of: Vec::new(),
-            pages: Vec::new(),
+            slots: Vec::new(),
+            n_live: Vec::new(),
             free_pages: Vec::new(),
             sparse: BlockKeyMap::default(),
             len: 0,
@@ -76,7 +75,7 @@ impl<V: Slot> DenseKeyMap<V> {
     pub fn get(&self, key: u64) -> V {
         if key < DENSE_LIMIT {
             match self.page_of.get((key >> PAGE_BITS) as usize) {
-                Some(&p) if p != NO_PAGE => self.pages[p as usize].slots[slot(key)],
+                Some(&p) if p != NO_PAGE => self.slots[slot_index(p, key)],
                 _ => V::EMPTY,
             }
         } else {
@@ -132,21 +131,20 @@ impl<V: Slot> DenseKeyMap<V> {
                 self.page_of.resize(pi + 1, NO_PAGE);
             }
             self.page_of[pi] = p;
-            let page = &mut self.pages[p as usize];
-            page.slots[slot(key)] = new;
-            page.n_live = 1;
+            self.slots[slot_index(p, key)] = new;
+            self.n_live[p as usize] = 1;
             return (V::EMPTY, new);
         }
-        let page = &mut self.pages[p as usize];
-        let s = &mut page.slots[slot(key)];
+        let s = &mut self.slots[slot_index(p, key)];
         let old = *s;
         let new = f(old);
         *s = new;
+        let n_live = &mut self.n_live[p as usize];
         match (old == V::EMPTY, new == V::EMPTY) {
-            (true, false) => page.n_live += 1,
+            (true, false) => *n_live += 1,
             (false, true) => {
-                page.n_live -= 1;
-                if page.n_live == 0 {
+                *n_live -= 1;
+                if *n_live == 0 {
                     self.page_of[pi] = NO_PAGE;
                     self.free_pages.push(p);
                 }
@@ -158,11 +156,9 @@ impl<V: Slot> DenseKeyMap<V> {
 
     fn new_page(&mut self) -> u32 {
         self.free_pages.pop().unwrap_or_else(|| {
-            self.pages.push(Page {
-                slots: Box::new([V::EMPTY; PAGE_LEN]),
-                n_live: 0,
-            });
-            (self.pages.len() - 1) as u32
+            self.slots.resize(self.slots.len() + PAGE_LEN, V::EMPTY);
+            self.n_live.push(0);
+            (self.n_live.len() - 1) as u32
         })
     }
 
@@ -193,8 +189,7 @@ impl<V: Slot> DenseKeyMap<V> {
             .enumerate()
             .filter(|(_, &p)| p != NO_PAGE)
             .flat_map(move |(pi, &p)| {
-                self.pages[p as usize]
-                    .slots
+                self.slots[slot_index(p, 0)..][..PAGE_LEN]
                     .iter()
                     .enumerate()
                     .filter(|(_, &v)| v != V::EMPTY)
@@ -204,8 +199,9 @@ impl<V: Slot> DenseKeyMap<V> {
     }
 }
 
-fn slot(key: u64) -> usize {
-    key as usize & (PAGE_LEN - 1)
+/// Where `key` lives in page `p`.
+fn slot_index(p: u32, key: u64) -> usize {
+    ((p as usize) << PAGE_BITS) | (key as usize & (PAGE_LEN - 1))
 }
 
 #[cfg(test)]
@@ -238,7 +234,7 @@ mod tests {
             m.update_all(|_| u32::MAX);
             prop_assert!(m.is_empty());
             prop_assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
-            prop_assert_eq!(m.free_pages.len(), m.pages.len());
+            prop_assert_eq!(m.free_pages.len(), m.n_live.len());
         }
     }
 
@@ -248,7 +244,7 @@ mod tests {
         m.insert(5, 1);
         m.remove(5);
         m.insert(100_000, 2);
-        assert_eq!(m.pages.len(), 1, "the freed page served the new key");
+        assert_eq!(m.n_live.len(), 1, "the freed page served the new key");
         assert_eq!((m.get(100_000), m.get(5)), (2, 0));
     }
 }

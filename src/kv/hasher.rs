@@ -9,7 +9,7 @@ use super::hash::{BlockDigest, ExtraKeys, VllmBlockHasher};
 use crate::trace::request::Prompt;
 
 /// How block keys are computed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockHasher {
     /// Fast non-cryptographic chained keys (see [`super::block_key`]).
     Fast,

@@ -44,6 +44,17 @@ pub enum OutputTokens {
     Synthetic(u64),
 }
 
+/// Where a new request's prompt block keys come from.
+#[derive(Clone, Copy, Debug)]
+pub enum PromptKeys<'a> {
+    /// Hash the prompt with this hasher.
+    Hash(&'a BlockHasher),
+    /// Already hashed, by the pod's hasher at the pod's block size (the
+    /// router hashed the prompt for its index lookup), with the chain
+    /// state the hashing left.
+    Known(&'a [u64], &'a ChainState),
+}
+
 /// One request's engine-side state.
 #[derive(Clone, Debug)]
 pub struct PodRequest {
@@ -107,7 +118,8 @@ pub struct RequestTimes {
 }
 
 impl PodRequest {
-    /// Builds a request and hashes its full prompt blocks (vLLM hashes eagerly).
+    /// Builds a request with the keys of its full prompt blocks (vLLM hashes
+    /// eagerly).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
@@ -117,7 +129,7 @@ impl PodRequest {
         max_tokens: u32,
         priority: i32,
         arrival_key: u64,
-        hasher: &BlockHasher,
+        keys: PromptKeys<'_>,
         block_size: u32,
     ) -> PodRequest {
         let prompt_len = prompt.n_tokens();
@@ -125,14 +137,24 @@ impl PodRequest {
         // a copy of the table each time.
         let n_seq_blocks = (prompt_len + max_tokens).div_ceil(block_size.max(1)) as usize;
         let mut block_hashes = Vec::with_capacity(n_seq_blocks);
-        let mut chain = ChainState::default();
-        hasher.prompt_keys(
-            &prompt,
-            block_size,
-            cache_salt.as_deref(),
-            &mut chain,
-            &mut block_hashes,
-        );
+        let chain = match keys {
+            PromptKeys::Hash(hasher) => {
+                let mut chain = ChainState::default();
+                hasher.prompt_keys(
+                    &prompt,
+                    block_size,
+                    cache_salt.as_deref(),
+                    &mut chain,
+                    &mut block_hashes,
+                );
+                chain
+            }
+            PromptKeys::Known(keys, chain) => {
+                debug_assert_eq!(keys.len() as u32, prompt_len / block_size.max(1));
+                block_hashes.extend_from_slice(keys);
+                chain.clone()
+            }
+        };
         PodRequest {
             id,
             prompt,

@@ -6,6 +6,7 @@ use super::request::{OutputTokens, PodRequest};
 use super::scheduler::{Policy, Scheduler, SchedulerConfig, StepPlan};
 use crate::compat::VllmVersion;
 use crate::kv::hasher::BlockHasher;
+use crate::pod::request::PromptKeys;
 use crate::trace::request::Prompt;
 
 fn cfg(num_gpu_blocks: u32, budget: u32, version: VllmVersion) -> SchedulerConfig {
@@ -36,7 +37,7 @@ fn req(s: &Scheduler, id: u64, tokens: Vec<u32>, max_tokens: u32) -> PodRequest 
         max_tokens,
         0,
         id,
-        s.hasher(),
+        PromptKeys::Hash(s.hasher()),
         16,
     )
 }
