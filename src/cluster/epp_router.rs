@@ -338,7 +338,12 @@ impl EppRouter {
         Some((target, prefill))
     }
 
-    /// A request finished on `pod`.
+    /// Requests routed and not yet counted out by [`EppRouter::complete`].
+    pub fn n_in_flight(&self) -> u64 {
+        self.in_flight.iter().map(|&(n, _)| n as u64).sum()
+    }
+
+    /// A request finished on `pod`, or `pod` rejected it.
     pub fn complete(&mut self, pod: u32, request_id: u64, tokens: u64, now_ns: u64) {
         let f = &mut self.in_flight[pod as usize];
         f.0 = f.0.saturating_sub(1);

@@ -102,6 +102,9 @@ pub struct RunOutput {
     pub routing_decisions: (u64, u64),
     /// The decision log (empty unless requested).
     pub decision_log: Vec<DecisionRow>,
+    /// Requests the EPP still counts as in flight at the end (0 unless some
+    /// did not finish).
+    pub router_in_flight_at_end: u64,
     /// P/D: KV transfers completed.
     pub n_transfers: u64,
     /// P/D: prefill-side holds released by the timeout rather than by the
@@ -372,6 +375,11 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         || tr.prompt.n_tokens() == 0
                         || tr.output_len == 0
                     {
+                        // vLLM answers with an error: the EPP's response
+                        // hook counts the request out again.
+                        if let Routing::Epp { router, .. } = &mut self.routing {
+                            router.complete(pod, tr.id, total, now.as_ns());
+                        }
                         not_finished.push(IncompleteRequest {
                             id: tr.id,
                             pod: Some(pod),
@@ -550,9 +558,13 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             });
         }
         not_finished.sort_by_key(|r| r.id);
-        let (routing_decisions, decision_log) = match &mut self.routing {
-            Routing::Epp { router, .. } => (router.decision_counts(), router.take_log()),
-            Routing::Simple(_) => ((0, 0), Vec::new()),
+        let (routing_decisions, decision_log, router_in_flight_at_end) = match &mut self.routing {
+            Routing::Epp { router, .. } => (
+                router.decision_counts(),
+                router.take_log(),
+                router.n_in_flight(),
+            ),
+            Routing::Simple(_) => ((0, 0), Vec::new(), 0),
         };
         RunOutput {
             end_time: self.queue.now(),
@@ -562,6 +574,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             n_events,
             routing_decisions,
             decision_log,
+            router_in_flight_at_end,
             n_transfers: self.n_transfers,
             n_hold_timeouts: self.n_hold_timeouts,
         }

@@ -98,6 +98,18 @@ fn simulate_with(
     async_sched: bool,
     extra: &str,
 ) -> RunOutput {
+    simulate_requests(seed, workload(seed, n), epp, pd, blocks, async_sched, extra)
+}
+
+fn simulate_requests(
+    seed: u64,
+    requests: Vec<TraceRequest>,
+    epp: bool,
+    pd: bool,
+    blocks: u32,
+    async_sched: bool,
+    extra: &str,
+) -> RunOutput {
     let vllm = format!("{{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}");
     let pods = if pd {
         format!("  - {{role: decode, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n  - {{role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
@@ -141,7 +153,7 @@ fn simulate_with(
     Simulation::new(
         pods,
         routing,
-        workload(seed, n).into_iter(),
+        requests.into_iter(),
         SimDuration::from_us(100),
     )
     .with_pd(resolved.build_pd())
@@ -177,6 +189,7 @@ proptest! {
             prop_assert_eq!(p.scheduler().n_unfinished(), 0);
             prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable());
         }
+        prop_assert_eq!(out.router_in_flight_at_end, 0);
     }
 }
 
@@ -235,6 +248,32 @@ fn a_wedged_decode_pod_reports_its_requests_as_stalled() {
     let pod = &out.pods[out.not_finished[0].pod.unwrap() as usize];
     assert_eq!(pod.scheduler().n_running(), 0);
     assert_eq!(pod.scheduler().n_waiting(), 4);
+}
+
+/// vLLM rejects a request longer than `max_model_len` after the EPP routed
+/// it; the router must count it out again, or the pod it picked looks busy
+/// for the rest of the run.
+#[test]
+fn rejected_requests_leave_no_in_flight_count_behind() {
+    let mut reqs = workload(4, 12);
+    for r in reqs.iter_mut().step_by(3) {
+        // 40 hash ids × 64 tokens > max_model_len 1024.
+        let Prompt::HashIds { ids, n_tokens, .. } = &mut r.prompt else {
+            unreachable!()
+        };
+        ids.extend(5_000_000..5_000_040);
+        *n_tokens = 64 * ids.len() as u32;
+    }
+    for pd in [false, true] {
+        let out = simulate_requests(4, reqs.clone(), true, pd, 400, true, "");
+        let n_rejected = out
+            .not_finished
+            .iter()
+            .filter(|r| r.rejection == Some(super::Rejection::TooLong))
+            .count();
+        assert_eq!((n_rejected, out.finished.len()), (4, 8), "pd {pd}");
+        assert_eq!(out.router_in_flight_at_end, 0, "pd {pd}");
+    }
 }
 
 #[test]
