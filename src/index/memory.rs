@@ -882,6 +882,31 @@ mod store_equivalence {
         Speculative(Vec<u64>, u32, u64),
         RemovePod(u32),
         Lookup(Vec<u64>, Vec<u32>, u64),
+        /// A batch as a simulated engine publishes it: `Some(keys)` stores,
+        /// `None` clears all; a one-key store list stands for a removal
+        /// when `removes` says so.
+        Engine(u32, Vec<(Option<Vec<u64>>, bool)>),
+    }
+
+    fn engine_events(batch: &[(Option<Vec<u64>>, bool)]) -> Vec<crate::kv::events::KvEvent> {
+        use crate::kv::events::{KvEvent as E, StoredBlocks};
+        batch
+            .iter()
+            .flat_map(|(keys, removes)| -> Vec<E> {
+                match (keys, removes) {
+                    (None, _) => vec![E::AllBlocksCleared],
+                    (Some(keys), true) => keys
+                        .iter()
+                        .map(|&k| E::BlockRemoved { block_hash: k })
+                        .collect(),
+                    (Some(keys), false) => vec![E::BlockStored(Box::new(StoredBlocks {
+                        block_hashes: keys.clone(),
+                        parent_block_hash: None,
+                        block_size: 16,
+                    }))],
+                }
+            })
+            .collect()
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -892,7 +917,12 @@ mod store_equivalence {
         // conversion's pod order is never observable.
         let pod = prop_oneof![4 => 0u32..3, 1 => 3u32..5];
         let tier = prop_oneof![4 => Just(Tier::Gpu), 1 => Just(Tier::Cpu)];
+        let engine_ev = (
+            prop_oneof![8 => keys.clone().prop_map(Some), 1 => Just(None)],
+            any::<bool>(),
+        );
         prop_oneof![
+            4 => (pod.clone(), prop::collection::vec(engine_ev, 0..5)).prop_map(|(p, b)| Op::Engine(p, b)),
             6 => (keys.clone(), pod.clone(), tier.clone()).prop_map(|(k, p, t)| Op::Add(k, p, t)),
             6 => (key, pod.clone(), tier).prop_map(|(k, p, t)| Op::Evict(k, p, t)),
             1 => (keys.clone(), pod.clone(), 0u64..100).prop_map(|(k, p, e)| Op::Speculative(k, p, e)),
@@ -966,6 +996,9 @@ mod store_equivalence {
                             ix.add_speculative("m", keys, &[EndpointId(*p)], *exp);
                         }
                         Op::RemovePod(p) => ix.apply(EndpointId(*p), "m", &[KvEvent::AllBlocksCleared]),
+                        Op::Engine(p, batch) => {
+                            ix.apply_engine_events(EndpointId(*p), "m", engine_events(batch));
+                        }
                         Op::Lookup(..) => {}
                     }
                 }
