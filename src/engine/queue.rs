@@ -43,18 +43,28 @@ pub struct Key {
     pub seq: u64,
 }
 
-/// Bits of [`Key::packed`] below the class byte.
-const SEQ_BITS: u32 = 56;
+/// Layout of a packed key, high to low: time (64 bits), class (3), seq
+/// (37: 137 billion events), payload slot (24: 16 million pending events).
+/// The slot never decides the order: seqs are unique.
+const SEQ_BITS: u32 = 37;
+const SLOT_BITS: u32 = 24;
+const CLASS_SHIFT: u32 = SEQ_BITS + SLOT_BITS;
 
 impl Key {
     /// The key as one integer whose order is the derived `Ord` of [`Key`]
-    /// (time, then class, then seq), so the heap compares one `u128`.
-    fn packed(self) -> u128 {
-        debug_assert!(self.seq < 1 << SEQ_BITS);
-        ((self.time.as_ns() as u128) << 64) | ((self.class as u128) << SEQ_BITS) | self.seq as u128
+    /// (time, then class, then seq), with `slot` in the low bits, so the
+    /// heap holds and compares plain `u128`s.
+    fn packed(self, slot: u32) -> u128 {
+        assert!(self.seq < 1 << SEQ_BITS, "event sequence space exhausted");
+        assert!(slot < 1 << SLOT_BITS, "too many pending events");
+        ((self.time.as_ns() as u128) << 64)
+            | ((self.class as u128) << CLASS_SHIFT)
+            | ((self.seq as u128) << SLOT_BITS)
+            | slot as u128
     }
 
-    fn unpack(k: u128) -> Key {
+    /// The key and payload slot of a packed key.
+    fn unpack(k: u128) -> (Key, u32) {
         const CLASSES: [EventClass; 6] = [
             EventClass::TransferDone,
             EventClass::StepEnd,
@@ -63,47 +73,33 @@ impl Key {
             EventClass::Dispatch,
             EventClass::Arrival,
         ];
-        Key {
+        let low = k as u64;
+        let key = Key {
             time: SimTime((k >> 64) as u64),
-            class: CLASSES[((k >> SEQ_BITS) & 0xff) as usize],
-            seq: (k as u64) & ((1 << SEQ_BITS) - 1),
-        }
+            class: CLASSES[(low >> CLASS_SHIFT) as usize],
+            seq: (low >> SLOT_BITS) & ((1 << SEQ_BITS) - 1),
+        };
+        (key, (low & ((1 << SLOT_BITS) - 1)) as u32)
     }
 }
 
-/// A priority queue of `T` payloads in [`Key`] order.
+/// A priority queue of `T` payloads in [`Key`] order. The heap holds packed
+/// keys only; payloads wait in a slab, so sifting moves 16 bytes per level.
 #[derive(Debug)]
 pub struct EventQueue<T> {
-    heap: BinaryHeap<Reverse<(u128, Slot<T>)>>,
+    heap: BinaryHeap<Reverse<u128>>,
+    payloads: Vec<Option<T>>,
+    free_slots: Vec<u32>,
     seq: u64,
     now: SimTime,
-}
-
-/// Wrapper so payloads need no `Ord`: only the key orders (keys are unique).
-#[derive(Debug)]
-struct Slot<T>(T);
-
-impl<T> PartialEq for Slot<T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl<T> Eq for Slot<T> {}
-impl<T> PartialOrd for Slot<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for Slot<T> {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
 }
 
 impl<T> Default for EventQueue<T> {
     fn default() -> Self {
         EventQueue {
             heap: BinaryHeap::new(),
+            payloads: Vec::new(),
+            free_slots: Vec::new(),
             seq: 0,
             now: SimTime::ZERO,
         }
@@ -134,13 +130,27 @@ impl<T> EventQueue<T> {
             seq: self.seq,
         };
         self.seq += 1;
-        self.heap.push(Reverse((key.packed(), Slot(payload))));
+        let slot = match self.free_slots.pop() {
+            Some(i) => {
+                self.payloads[i as usize] = Some(payload);
+                i
+            }
+            None => {
+                self.payloads.push(Some(payload));
+                (self.payloads.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse(key.packed(slot)));
     }
 
     /// Removes the next event and advances `now` to its time.
     pub fn pop(&mut self) -> Option<(Key, T)> {
-        let Reverse((packed, Slot(p))) = self.heap.pop()?;
-        let key = Key::unpack(packed);
+        let Reverse(packed) = self.heap.pop()?;
+        let (key, slot) = Key::unpack(packed);
+        let p = self.payloads[slot as usize]
+            .take()
+            .expect("a queued key has its payload");
+        self.free_slots.push(slot);
         debug_assert!(key.time >= self.now);
         self.now = key.time;
         Some((key, p))
@@ -163,20 +173,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn class(i: u8) -> EventClass {
-        Key::unpack((i as u128 % 6) << SEQ_BITS).class
+        Key::unpack((i as u128 % 6) << CLASS_SHIFT).0.class
     }
 
     proptest! {
         /// Packing keeps the order of keys and loses nothing.
         #[test]
         fn packed_keys_order_like_keys(
-            a in (any::<u64>(), 0u8..6, 0u64..1 << SEQ_BITS),
-            b in (any::<u64>(), 0u8..6, 0u64..1 << SEQ_BITS),
+            a in (any::<u64>(), 0u8..6, 0u64..1 << SEQ_BITS, 0u32..1 << SLOT_BITS),
+            b in (any::<u64>(), 0u8..6, 0u64..1 << SEQ_BITS, 0u32..1 << SLOT_BITS),
         ) {
             let ka = Key { time: SimTime(a.0), class: class(a.1), seq: a.2 };
             let kb = Key { time: SimTime(b.0), class: class(b.1), seq: b.2 };
-            prop_assert_eq!(ka.packed().cmp(&kb.packed()), ka.cmp(&kb));
-            prop_assert_eq!(Key::unpack(ka.packed()), ka);
+            if ka != kb {
+                prop_assert_eq!(ka.packed(a.3).cmp(&kb.packed(b.3)), ka.cmp(&kb));
+            }
+            prop_assert_eq!(Key::unpack(ka.packed(a.3)), (ka, a.3));
         }
     }
 

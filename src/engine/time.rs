@@ -65,12 +65,13 @@ impl SimDuration {
         if !(ns > 0.0) {
             return SimDuration::ZERO;
         }
-        let ns = ns.ceil();
         if ns >= u64::MAX as f64 {
-            SimDuration(u64::MAX)
-        } else {
-            SimDuration(ns as u64)
+            return SimDuration(u64::MAX);
         }
+        // `ceil` without `f64::ceil`, which baseline x86-64 compiles to a
+        // libm call: truncate, then add one if anything was cut off.
+        let t = ns as u64;
+        SimDuration(t + u64::from((t as f64) < ns))
     }
 
     /// From `f64` seconds, rounded up to the next nanosecond.
@@ -121,6 +122,23 @@ impl fmt::Display for SimDuration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The truncate-and-bump rounding equals `f64::ceil` everywhere.
+        #[test]
+        fn rounding_up_matches_ceil(
+            ns in prop_oneof![0.0f64..1e4, 0.0f64..1e12, 1e15f64..1.9e19, any::<f64>()],
+        ) {
+            let want = if ns > 0.0 {
+                let c = ns.ceil();
+                if c >= u64::MAX as f64 { u64::MAX } else { c as u64 }
+            } else {
+                0
+            };
+            prop_assert_eq!(SimDuration::from_ns_f64_ceil(ns).as_ns(), want);
+        }
+    }
 
     #[test]
     fn float_durations_round_up_once() {
