@@ -65,7 +65,7 @@ struct OracleLookup<'a> {
 
 impl crate::epp::plugin::KvBlockLookup for OracleLookup<'_> {
     fn lookup(
-        &self,
+        &mut self,
         _model: &str,
         keys: &[u64],
         pods: &[EndpointId],
@@ -303,12 +303,12 @@ impl EppRouter {
             cache_salt: req.cache_salt.as_deref(),
         };
         let res = {
-            let oracle = OracleLookup { pods };
-            let kv_index: Option<&dyn crate::epp::plugin::KvBlockLookup> =
-                match (self.source, &self.index) {
+            let mut oracle = OracleLookup { pods };
+            let kv_index: Option<&mut dyn crate::epp::plugin::KvBlockLookup> =
+                match (self.source, &mut self.index) {
                     (_, None) => None,
                     (IndexSource::Events, Some(ix)) => Some(ix),
-                    (IndexSource::Oracle, Some(_)) => Some(&oracle),
+                    (IndexSource::Oracle, Some(_)) => Some(&mut oracle),
                 };
             let mut ctx = SchedulingContext {
                 now_ns,

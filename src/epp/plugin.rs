@@ -93,14 +93,17 @@ impl KeyEntries {
     }
 }
 
-/// Read access to a KV-block index (llm-d-kv-cache `Index.Lookup`).
+/// A KV-block index as the scheduler reads it (llm-d-kv-cache
+/// `Index.Lookup`). A lookup may change the index, as upstream's does: it
+/// refreshes the LRU recency of the keys it reads and purges expired
+/// speculative entries.
 pub trait KvBlockLookup {
     /// Looks up `keys` of `model` in prompt order and writes, for each key
     /// examined, the entries of pods in `pods` (all pods if `pods` is empty).
     /// The index may stop early (its stop rule); keys after that are not
     /// pushed. Entries expired at `now_ns` are not returned.
     fn lookup(
-        &self,
+        &mut self,
         model: &str,
         keys: &[u64],
         pods: &[EndpointId],
@@ -126,7 +129,7 @@ pub struct SchedulingContext<'a> {
     /// Current time in nanoseconds (simulated or wall).
     pub now_ns: u64,
     /// The KV-block index, needed by `precise-prefix-cache-scorer`.
-    pub kv_index: Option<&'a dyn KvBlockLookup>,
+    pub kv_index: Option<&'a mut dyn KvBlockLookup>,
     /// Randomness for tie-breaks, random pickers and exploration.
     pub rng: &'a mut dyn RngCore,
 }

@@ -10,11 +10,10 @@
 //!
 //! The LongestPrefix scorer cuts at the first key without its pod anyway, so
 //! the two modes only differ in what a caller sees of the keys after a gap.
-//! [`KvIndex::lookup_mut`] touches the keys it reads (LRU recency), as
-//! `lru.Get` does; the EPP reads through the read-only [`KvBlockLookup`], so
-//! in the simulator recency follows writes only. That is observable only when
-//! the index is bounded below the keys it holds (not the default 1e8) or
-//! holds speculative entries.
+//! A lookup ([`KvBlockLookup::lookup`], the EPP's path) touches the keys it
+//! reads (LRU recency), as `lru.Get` does, and purges the expired
+//! speculative entries it meets; [`KvIndex::peek`] reads without changing
+//! anything (diagnostics, tests).
 //!
 //! **Events**: `BlockStored` adds `(pod, tier = lowercase(medium) or gpu)` for
 //! each hash; `BlockRemoved` removes that entry and drops the key when it is
@@ -525,8 +524,8 @@ impl KvIndex {
         }
     }
 
-    /// Lookup that also refreshes LRU recency and purges expired entries.
-    pub fn lookup_mut(
+    /// The EPP's lookup: refreshes LRU recency and purges expired entries.
+    fn lookup_mut(
         &mut self,
         model: &str,
         keys: &[u64],
@@ -542,7 +541,7 @@ impl KvIndex {
         let slots = match &mut self.data {
             Store::Slots(s) => s,
             // No speculative entries to purge, no recency to refresh.
-            Store::Masks(_) => return KvBlockLookup::lookup(self, model, keys, pods, now_ns, out),
+            Store::Masks(_) => return self.peek(model, keys, pods, now_ns, out),
         };
         for &k in keys {
             // Expired speculative entries are evicted; a key they leave empty
@@ -629,8 +628,24 @@ fn seen_mask(mask: u64, wanted: u64) -> Seen<impl Iterator<Item = PodEntry>> {
 }
 
 impl KvBlockLookup for KvIndex {
-    /// Read-only lookup (does not touch LRU recency; expired entries hidden).
+    /// Refreshes the recency of the keys read (slot stores; the mask store
+    /// has none) and purges the expired speculative entries it meets.
     fn lookup(
+        &mut self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        self.lookup_mut(model, keys, pods, now_ns, out);
+    }
+}
+
+impl KvIndex {
+    /// A lookup that changes nothing: no LRU touch, expired entries hidden
+    /// but kept.
+    pub fn peek(
         &self,
         model: &str,
         keys: &[u64],
@@ -711,7 +726,7 @@ mod tests {
     fn look(ix: &KvIndex, keys: &[u64], pods: &[u32], now: u64) -> Vec<Vec<u32>> {
         let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
         let mut out = KeyEntries::default();
-        ix.lookup(M, keys, &pods, now, &mut out);
+        ix.peek(M, keys, &pods, now, &mut out);
         (0..out.n_keys())
             .map(|i| out.key(i).iter().map(|x| x.pod.0).collect())
             .collect()
@@ -837,7 +852,7 @@ mod tests {
         ix.add(M, &[1], &[e(3)]);
         assert_eq!(look(&ix, &[1], &[], 5_000), vec![vec![3]]);
         let mut out = KeyEntries::default();
-        ix.lookup_mut(M, &[2], &[], 5_000, &mut out);
+        ix.lookup(M, &[2], &[], 5_000, &mut out);
         assert_eq!(out.n_keys(), 1);
         assert!(out.key(0).is_empty());
     }
@@ -851,7 +866,8 @@ mod tests {
         });
         ix.add(M, &[1, 2], &[e(0)]);
         let mut out = KeyEntries::default();
-        ix.lookup_mut(M, &[1], &[], 0, &mut out); // touch 1
+        ix.peek(M, &[2], &[], 0, &mut out); // a peek touches nothing
+        ix.lookup(M, &[1], &[], 0, &mut out); // the EPP's lookup touches 1
         ix.add(M, &[3], &[e(0)]);
         assert!(ix.entries(M, 2, 0).is_empty(), "key 2 was least recent");
         assert_eq!(ix.entries(M, 1, 0), vec![e(0)]);
@@ -935,7 +951,7 @@ mod store_equivalence {
     fn sorted_lookup(ix: &mut KvIndex, keys: &[u64], pods: &[u32], now: u64) -> Vec<Vec<PodEntry>> {
         let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
         let mut out = KeyEntries::default();
-        ix.lookup_mut("m", keys, &pods, now, &mut out);
+        ix.lookup("m", keys, &pods, now, &mut out);
         (0..out.n_keys())
             .map(|i| {
                 let mut v = out.key(i).to_vec();
@@ -1042,7 +1058,7 @@ mod scheduler_tests {
         let res = {
             let mut ctx = SchedulingContext {
                 now_ns: now,
-                kv_index: Some(&*ix),
+                kv_index: Some(&mut *ix),
                 rng: &mut rng,
             };
             sched.schedule(&req, &eps, &mut ctx).unwrap()

@@ -169,7 +169,7 @@ fn run_fixture(path: &std::path::Path) {
                 .collect();
             let mut ctx = SchedulingContext {
                 now_ns,
-                kv_index: Some(&index),
+                kv_index: Some(&mut index),
                 rng: &mut rng,
             };
             sched
@@ -207,7 +207,7 @@ fn run_fixture(path: &std::path::Path) {
     let rv = view(&r, &prompt);
     let mut ctx = SchedulingContext {
         now_ns,
-        kv_index: Some(&index),
+        kv_index: Some(&mut index),
         rng: &mut rng,
     };
     let res = sched.schedule(&rv, &eps, &mut ctx);

@@ -199,7 +199,7 @@ impl Scorer for PrecisePrefixScorer {
         out.iter_mut().for_each(|o| *o = 0.0);
         self.raw.clear();
         self.entries.clear();
-        if let (Some(index), false) = (ctx.kv_index, req.block_keys.is_empty()) {
+        if let (Some(index), false) = (ctx.kv_index.as_deref_mut(), req.block_keys.is_empty()) {
             self.pods.clear();
             self.pods.extend(eps.iter().map(|e| e.id));
             index.lookup(
@@ -314,7 +314,14 @@ mod tests {
     struct Toy(Vec<Vec<(u32, Tier)>>);
 
     impl KvBlockLookup for Toy {
-        fn lookup(&self, _: &str, keys: &[u64], pods: &[EndpointId], _: u64, out: &mut KeyEntries) {
+        fn lookup(
+            &mut self,
+            _: &str,
+            keys: &[u64],
+            pods: &[EndpointId],
+            _: u64,
+            out: &mut KeyEntries,
+        ) {
             for &k in keys {
                 let es = self.0.get(k as usize).cloned().unwrap_or_default();
                 out.push_key(
@@ -343,9 +350,10 @@ mod tests {
         let e = eps(n_eps);
         let mut out = vec![f64::NAN; n_eps];
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        let mut toy = Toy(toy.0.clone());
         let mut ctx = SchedulingContext {
             now_ns: 0,
-            kv_index: Some(toy),
+            kv_index: Some(&mut toy),
             rng: &mut rng,
         };
         PrecisePrefixScorer::new(cfg).score(
