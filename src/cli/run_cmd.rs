@@ -10,13 +10,12 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cluster::epp_router::EppRouter;
+use crate::cluster::epp_router::{EppRouter, IndexOptions};
 use crate::cluster::kv_lag::{EventPipeline, KvEventLag};
 use crate::cluster::router::Router;
 use crate::cluster::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
 use crate::engine::time::{SimDuration, SimTime};
-use crate::kv::hasher::BlockHasher;
 use crate::metrics::summary::{summarize, RequestRecord, Summary};
 use crate::report::{table, write};
 use crate::scenario::resolve::{self, Overrides, Resolved};
@@ -127,15 +126,16 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
                 .model_name
                 .clone()
                 .unwrap_or_else(|| resolved.pod_groups[0].model.clone());
-            let hasher: BlockHasher = pods[0].scheduler().hasher().clone();
             let router = EppRouter::new(
                 loaded,
                 &pods,
                 model,
-                hasher,
                 rng.stream("epp.picker"),
                 spec.decision_log,
-                spec.kv_index.unwrap_or_default(),
+                IndexOptions {
+                    source: spec.kv_index.unwrap_or_default(),
+                    keys: spec.index_keys.unwrap_or_default(),
+                },
             );
             if show_progress {
                 for w in router.warnings() {

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use super::key_spaces::{IndexKeys, KeySpaces, PerPodKeys};
 use crate::engine::rng::StreamRng;
 use crate::epp::config::LoadedConfig;
+use crate::epp::plugin::{KvBlockLookup, SpeculativeIndex};
 use crate::epp::plugin::{PreRequestContext, SchedulingContext};
 use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
 use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, TokenPrompt};
 use crate::index::{IndexConfig, KvIndex};
-use crate::kv::hasher::{prompt_token_at, BlockHasher, ChainState};
+use crate::kv::hasher::{prompt_token_at, BlockHasher};
 use crate::pod::engine::Pod;
 use crate::pod::request::PromptKeys;
 use crate::trace::request::{Prompt, TraceRequest};
@@ -56,6 +58,15 @@ pub enum IndexSource {
     Events,
     /// The pods' block pools, read at routing time: a perfect, lag-free index.
     Oracle,
+}
+
+/// How the router's index is fed and keyed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Events or the pods' caches.
+    pub source: IndexSource,
+    /// Request or engine keys.
+    pub keys: IndexKeys,
 }
 
 /// Answers lookups from the pods' caches directly.
@@ -104,9 +115,9 @@ pub struct EppRouter {
     source: IndexSource,
     sched: EppScheduler,
     index: Option<KvIndex>,
-    index_block_size: u32,
     model: String,
-    hasher: BlockHasher,
+    /// The last prompt's keys, as the router and as each pod hashes them.
+    spaces: KeySpaces,
     rng: StreamRng,
     scraped: Vec<Scraped>,
     in_flight: Vec<(u32, u64)>,
@@ -115,10 +126,6 @@ pub struct EppRouter {
     log: Option<Vec<DecisionRow>>,
     n_decisions: u64,
     n_stale: u64,
-    /// The last routed prompt's keys (when the index or log needs them)
-    /// and the chain state hashing left; pods reuse them.
-    keys: Vec<u64>,
-    chain: ChainState,
     warnings: Vec<String>,
 }
 
@@ -157,11 +164,15 @@ impl EppRouter {
         cfg: LoadedConfig,
         pods: &[Pod],
         model: String,
-        hasher: BlockHasher,
         rng: StreamRng,
         decision_log: bool,
-        source: IndexSource,
+        options: IndexOptions,
     ) -> EppRouter {
+        let hash_seed = cfg
+            .precise_prefix
+            .first()
+            .map_or("", |(_, s)| s.hash_seed.as_str())
+            .to_string();
         let (index, index_block_size) = match cfg.precise_prefix.first() {
             Some((pc, settings)) => {
                 let icfg = IndexConfig {
@@ -186,12 +197,11 @@ impl EppRouter {
             None => (None, 16),
         };
         EppRouter {
-            source,
+            source: options.source,
             sched: cfg.scheduler,
             index,
-            index_block_size,
             model,
-            hasher,
+            spaces: KeySpaces::new(options.keys, pods, index_block_size, &hash_seed),
             rng,
             scraped: vec![Scraped::default(); pods.len()],
             in_flight: vec![(0, 0); pods.len()],
@@ -200,8 +210,6 @@ impl EppRouter {
             log: decision_log.then(Vec::new),
             n_decisions: 0,
             n_stale: 0,
-            keys: Vec::new(),
-            chain: ChainState::default(),
             warnings: cfg.warnings,
         }
     }
@@ -248,9 +256,7 @@ impl EppRouter {
         hasher: &BlockHasher,
         block_size: u32,
     ) -> Option<PromptKeys<'_>> {
-        let computed = self.index.is_some() || self.log.is_some();
-        (computed && block_size == self.index_block_size && *hasher == self.hasher)
-            .then_some(PromptKeys::Known(&self.keys, &self.chain))
+        self.spaces.for_hasher(hasher, block_size)
     }
 
     /// Picks the pod for `req` at `now_ns` and, when the profile handler
@@ -261,17 +267,11 @@ impl EppRouter {
         pods: &[Pod],
         now_ns: u64,
     ) -> Option<(u32, Option<u32>)> {
-        self.keys.clear();
-        self.chain = ChainState::default();
         // Only the precise-prefix scorer and the decision log read the keys.
         if self.index.is_some() || self.log.is_some() {
-            self.hasher.prompt_keys(
-                &req.prompt,
-                self.index_block_size,
-                req.cache_salt.as_deref(),
-                &mut self.chain,
-                &mut self.keys,
-            );
+            self.spaces.hash(&req.prompt, req.cache_salt.as_deref());
+        } else {
+            self.spaces.clear();
         }
         let views: Vec<EndpointView> = (0..pods.len())
             .map(|i| {
@@ -297,19 +297,33 @@ impl EppRouter {
             id: req.id,
             model: &self.model,
             n_prompt_tokens: req.prompt.n_tokens(),
-            block_keys: &self.keys,
+            block_keys: self.spaces.request_keys(),
             prompt: &prompt,
             session_token: sid.as_deref(),
             cache_salt: req.cache_salt.as_deref(),
         };
         let res = {
             let mut oracle = OracleLookup { pods };
-            let kv_index: Option<&mut dyn crate::epp::plugin::KvBlockLookup> =
-                match (self.source, &mut self.index) {
-                    (_, None) => None,
-                    (IndexSource::Events, Some(ix)) => Some(ix),
-                    (IndexSource::Oracle, Some(_)) => Some(&mut oracle),
-                };
+            let spaces = &self.spaces;
+            let mut per_pod_index;
+            let mut per_pod_oracle;
+            let kv_index: Option<&mut dyn KvBlockLookup> = match (self.source, &mut self.index) {
+                (_, None) => None,
+                (IndexSource::Events, Some(ix)) if spaces.per_pod() => {
+                    per_pod_index = PerPodKeys { inner: ix, spaces };
+                    Some(&mut per_pod_index)
+                }
+                (IndexSource::Events, Some(ix)) => Some(ix),
+                // The pods' caches hold the pods' own keys.
+                (IndexSource::Oracle, Some(_)) if !spaces.pods_hash_alike() => {
+                    per_pod_oracle = PerPodKeys {
+                        inner: &mut oracle,
+                        spaces,
+                    };
+                    Some(&mut per_pod_oracle)
+                }
+                (IndexSource::Oracle, Some(_)) => Some(&mut oracle),
+            };
             let mut ctx = SchedulingContext {
                 now_ns,
                 kv_index,
@@ -318,12 +332,19 @@ impl EppRouter {
             self.sched.schedule(&rv, &views, &mut ctx).ok()?
         };
         {
+            let spaces = &self.spaces;
+            let mut per_pod;
+            let speculative_index: Option<&mut dyn SpeculativeIndex> = match &mut self.index {
+                None => None,
+                Some(ix) if spaces.per_pod() => {
+                    per_pod = PerPodKeys { inner: ix, spaces };
+                    Some(&mut per_pod)
+                }
+                Some(ix) => Some(ix),
+            };
             let mut pctx = PreRequestContext {
                 now_ns,
-                speculative_index: self
-                    .index
-                    .as_mut()
-                    .map(|i| i as &mut dyn crate::epp::plugin::SpeculativeIndex),
+                speculative_index,
             };
             self.sched.pre_request(&mut pctx, &rv, &res);
         }
@@ -360,7 +381,7 @@ impl EppRouter {
             return 0;
         };
         let mut n = 0;
-        for &k in &self.keys {
+        for &k in self.spaces.index_keys(pod) {
             if ix
                 .entries(&self.model, k, now_ns)
                 .iter()
@@ -382,7 +403,8 @@ impl EppRouter {
                 let idx_blocks = self.index_prefix(ep.0, now_ns);
                 let pool = pods[ep.0 as usize].scheduler().pool();
                 let pod_blocks = self
-                    .keys
+                    .spaces
+                    .pod_keys(ep.0)
                     .iter()
                     .take_while(|&&k| pool.get_cached_block(k).is_some())
                     .count() as u32;

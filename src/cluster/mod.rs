@@ -7,6 +7,7 @@
 //! the next arrival is ever queued), so memory does not grow with trace size.
 
 pub mod epp_router;
+pub mod key_spaces;
 pub mod kv_lag;
 pub mod router;
 #[cfg(test)]

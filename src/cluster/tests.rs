@@ -130,12 +130,10 @@ fn simulate_requests(
     let routing = if epp || pd {
         let cfg = crate::epp::config::load_yaml(if pd { PD_CONFIG } else { "" }).unwrap();
         let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
-        let hasher = pods[0].scheduler().hasher().clone();
         let router = super::epp_router::EppRouter::new(
             cfg,
             &pods,
             "m".into(),
-            hasher,
             rng.stream("epp.picker"),
             false,
             Default::default(),
@@ -344,7 +342,6 @@ fn pods_reuse_the_routers_prompt_keys_only_when_they_match() {
         cfg,
         &pods,
         "m".into(),
-        hasher.clone(),
         rng.stream("epp.picker"),
         false,
         Default::default(),
@@ -379,4 +376,117 @@ fn pods_reuse_the_routers_prompt_keys_only_when_they_match() {
     .unwrap();
     let other = BlockHasher::Vllm(Box::new(vllm));
     assert!(router.last_prompt_keys(&other, 16).is_none());
+}
+
+/// Runs the test workload on 3 pods hashing with vLLM's algorithm under
+/// `vllm`, behind the precise scorer with `hash_seed`, keyed by `keys`;
+/// returns, per pod, whether the precise scorer ever credited it with a
+/// cached prefix.
+fn index_credits(
+    vllm: &str,
+    keys: super::key_spaces::IndexKeys,
+    hash_seed: &str,
+    speculative_only: bool,
+) -> Vec<bool> {
+    let text = format!(
+        "block_hashing: vllm\npods:\n  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n"
+    );
+    let mut resolved = resolve_text(
+        "t.yaml".as_ref(),
+        &text,
+        ".".as_ref(),
+        "t",
+        &Overrides::default(),
+    )
+    .unwrap();
+    // The scenario names no router: switch on the pods' KV events here.
+    resolved.kv_events_enabled = true;
+    let rng = RngStreams::new(5);
+    let pods = resolved.build_pods(&rng);
+    let speculative = if speculative_only {
+        ", speculativeIndexing: true, speculativeTTL: 1h"
+    } else {
+        ""
+    };
+    let cfg = crate::epp::config::load_yaml(&format!(
+        "plugins:\n- type: precise-prefix-cache-scorer\n  parameters: {{tokenProcessorConfig: {{blockSize: 16, hashSeed: \"{hash_seed}\"}}{speculative}}}\n"
+    ))
+    .unwrap();
+    // Speculative only: no KV event arrives before the run ends.
+    let lag = KvEventLag {
+        transport_us: if speculative_only { 1e12 } else { 0.0 },
+        ..KvEventLag::zero()
+    };
+    let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+    let router = super::epp_router::EppRouter::new(
+        cfg,
+        &pods,
+        "m".into(),
+        rng.stream("epp.picker"),
+        true,
+        super::epp_router::IndexOptions {
+            keys,
+            ..Default::default()
+        },
+    );
+    let routing = Routing::Epp {
+        router: Box::new(router),
+        pipeline: EventPipeline::new(lag, &names),
+        refresh: SimDuration::from_ms(50),
+    };
+    let out = Simulation::new(
+        pods,
+        routing,
+        workload(5, 60).into_iter(),
+        SimDuration::ZERO,
+    )
+    .run(&mut Monotone(0));
+    assert_eq!(out.finished.len(), 60);
+    (0..3)
+        .map(|p| {
+            let name = format!("both-{p}");
+            // Both the scorer (through the lookup) and the log's index view.
+            let scored = |r: &super::epp_router::DecisionRow| {
+                r.scores
+                    .iter()
+                    .any(|(n, raw, _)| &**n == "precise-prefix-cache-scorer" && *raw > 0.0)
+            };
+            let credited = out.decision_log.iter().filter(|r| r.pod == name);
+            let (a, b) = (
+                credited.clone().any(scored),
+                credited.clone().any(|r| r.index_prefix_blocks > 0),
+            );
+            assert_eq!(a, b, "{name}: scorer and log disagree");
+            a
+        })
+        .collect()
+}
+
+/// The index finds every pod's blocks with request keys (llm-d-kv-cache ≥
+/// Dec 2025) even when each pod hashes with its own random NONE_HASH (vLLM
+/// xxhash without PYTHONHASHSEED); with engine keys (≤ Nov 2025) it finds
+/// them only when the pods hash exactly as the router's hashSeed says.
+#[test]
+fn index_keys_decide_whether_differently_hashing_pods_are_found() {
+    use super::key_spaces::IndexKeys::{Engine, Request};
+    let random_per_pod = "{prefix_caching_hash_algo: xxhash}";
+    assert_eq!(
+        index_credits(random_per_pod, Request, "", false),
+        vec![true; 3]
+    );
+    // Speculative entries go under each picked pod's own keys.
+    assert_eq!(
+        index_credits(random_per_pod, Request, "", true),
+        vec![true; 3]
+    );
+    assert_eq!(
+        index_credits(random_per_pod, Engine, "", false),
+        vec![false; 3]
+    );
+    // vLLM's default sha256 with its default seed: not what the router hashes.
+    assert_eq!(index_credits("{}", Engine, "", false), vec![false; 3]);
+    // The llm-d guide's pairing: sha256_cbor, PYTHONHASHSEED = hashSeed = 42.
+    let guide = "{prefix_caching_hash_algo: sha256_cbor, python_hash_seed: \"42\"}";
+    assert_eq!(index_credits(guide, Engine, "42", false), vec![true; 3]);
+    assert_eq!(index_credits(guide, Engine, "41", false), vec![false; 3]);
 }

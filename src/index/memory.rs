@@ -26,9 +26,9 @@
 //! not see them, and they are purged lazily. They participate in scoring
 //! exactly like confirmed entries.
 //!
-//! Keys are the engine's block hashes unchanged: the simulator hashes the
-//! request side with the same function (the Dec 2025 request-key remapping
-//! has no observable effect when both sides agree).
+//! Keys are the engines' block hashes unchanged; how the router's prompt
+//! keys relate to them (request or engine keys) is
+//! [`crate::cluster::key_spaces`]'s business.
 
 use crate::epp::lru::LruMap;
 use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, Tier};

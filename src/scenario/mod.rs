@@ -235,6 +235,11 @@ pub struct EppSpec {
     /// lagging KV events, default) or `oracle` (the pods' caches, no lag).
     #[serde(default)]
     pub kv_index: Option<crate::cluster::epp_router::IndexSource>,
+    /// How the index's keys relate to the pods' hashes: `request`
+    /// (llm-d-kv-cache from Dec 2025, default) or `engine` (up to Nov 2025:
+    /// matches only pods hashing like the router's hashSeed).
+    #[serde(default)]
+    pub index_keys: Option<crate::cluster::key_spaces::IndexKeys>,
     /// Write `routing.csv` with every candidate's scores (false).
     #[serde(default)]
     pub decision_log: bool,
