@@ -195,12 +195,30 @@ impl EppRouter {
             }
             None => (None, 16),
         };
+        let spaces = KeySpaces::new(options.keys, pods, index_block_size, &hash_seed);
+        let mut warnings = cfg.warnings;
+        let unlike = spaces.pods_hashing_unlike_router();
+        if options.keys == IndexKeys::Engine && index.is_some() && !unlike.is_empty() {
+            let names: Vec<&str> = unlike
+                .iter()
+                .map(|&p| pods[p as usize].name.as_str())
+                .collect();
+            warnings.push(format!(
+                "index_keys: engine: {} of {} pods ({}) hash blocks unlike the router \
+                 (sha256_cbor, hashSeed \"{hash_seed}\"), so the precise scorer never finds \
+                 their blocks; give them prefix_caching_hash_algo: sha256_cbor and \
+                 python_hash_seed: \"{hash_seed}\", or use index_keys: request",
+                unlike.len(),
+                pods.len(),
+                names.join(", ")
+            ));
+        }
         EppRouter {
             source: options.source,
             sched: cfg.scheduler,
             index,
             model,
-            spaces: KeySpaces::new(options.keys, pods, index_block_size, &hash_seed),
+            spaces,
             rng,
             scraped: vec![Scraped::default(); pods.len()],
             in_flight: vec![(0, 0); pods.len()],
@@ -209,7 +227,7 @@ impl EppRouter {
             log: decision_log.then(Vec::new),
             n_decisions: 0,
             n_stale: 0,
-            warnings: cfg.warnings,
+            warnings,
         }
     }
 

@@ -102,6 +102,13 @@ impl KeySpaces {
         }
     }
 
+    /// Pods whose hasher differs from the router's, in pod order.
+    pub fn pods_hashing_unlike_router(&self) -> Vec<u32> {
+        (0..self.space_of_pod.len() as u32)
+            .filter(|&p| self.spaces[self.space_of_pod[p as usize]].hasher != self.hasher)
+            .collect()
+    }
+
     /// Hashes `prompt` for the router and for every pod hasher.
     pub fn hash(&mut self, prompt: &Prompt, cache_salt: Option<&str>) {
         let bs = self.block_size;

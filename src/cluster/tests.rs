@@ -429,6 +429,11 @@ fn index_credits(
             ..Default::default()
         },
     );
+    // Engine keys the pods cannot match are called out before the run.
+    let warned = router
+        .warnings()
+        .iter()
+        .any(|w| w.contains("hash blocks unlike the router"));
     let routing = Routing::Epp {
         router: Box::new(router),
         pipeline: EventPipeline::new(lag, &names),
@@ -442,7 +447,7 @@ fn index_credits(
     )
     .run(&mut Monotone(0));
     assert_eq!(out.finished.len(), 60);
-    (0..3)
+    let credits: Vec<bool> = (0..3)
         .map(|p| {
             let name = format!("both-{p}");
             // Both the scorer (through the lookup) and the log's index view.
@@ -459,7 +464,13 @@ fn index_credits(
             assert_eq!(a, b, "{name}: scorer and log disagree");
             a
         })
-        .collect()
+        .collect();
+    assert_eq!(
+        warned,
+        credits != vec![true; 3],
+        "warning vs credits {credits:?}"
+    );
+    credits
 }
 
 /// The index finds every pod's blocks with request keys (llm-d-kv-cache ≥
