@@ -66,6 +66,18 @@ schedulingProfiles:
   plugins: [{pluginRef: decode-filter}, {pluginRef: queue-scorer}, {pluginRef: max-score-picker}]
 ";
 
+/// A scenario from YAML text (test scenarios are always valid).
+fn resolve(text: &str) -> crate::scenario::resolve::Resolved {
+    resolve_text(
+        "t.yaml".as_ref(),
+        text,
+        ".".as_ref(),
+        "t",
+        &Overrides::default(),
+    )
+    .unwrap()
+}
+
 fn simulate(seed: u64, n: usize, epp: bool, blocks: u32, async_sched: bool) -> RunOutput {
     simulate_cluster(seed, n, epp, false, blocks, async_sched)
 }
@@ -117,14 +129,7 @@ fn simulate_requests(
         format!("  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
     };
     let text = format!("pods:\n{pods}{extra}workload: {{trace: {{path: unused.jsonl}}}}\n");
-    let resolved = resolve_text(
-        "t.yaml".as_ref(),
-        &text,
-        ".".as_ref(),
-        "t",
-        &Overrides::default(),
-    )
-    .unwrap();
+    let resolved = resolve(&text);
     let rng = RngStreams::new(seed);
     let pods = resolved.build_pods(&rng);
     let routing = if epp || pd {
@@ -323,14 +328,7 @@ fn pods_reuse_the_routers_prompt_keys_only_when_they_match() {
     use crate::kv::hasher::BlockHasher;
     use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
     let text = "pods:\n  - {count: 2, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n";
-    let resolved = resolve_text(
-        "t.yaml".as_ref(),
-        text,
-        ".".as_ref(),
-        "t",
-        &Overrides::default(),
-    )
-    .unwrap();
+    let resolved = resolve(text);
     let rng = RngStreams::new(1);
     let pods = resolved.build_pods(&rng);
     let cfg = crate::epp::config::load_yaml(
@@ -391,14 +389,7 @@ fn index_credits(
     let text = format!(
         "block_hashing: vllm\npods:\n  - {{count: 3, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n"
     );
-    let mut resolved = resolve_text(
-        "t.yaml".as_ref(),
-        &text,
-        ".".as_ref(),
-        "t",
-        &Overrides::default(),
-    )
-    .unwrap();
+    let mut resolved = resolve(&text);
     // The scenario names no router: switch on the pods' KV events here.
     resolved.kv_events_enabled = true;
     let rng = RngStreams::new(5);

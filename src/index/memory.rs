@@ -523,43 +523,6 @@ impl KvIndex {
                 .unwrap_or_default(),
         }
     }
-
-    /// The EPP's lookup: refreshes LRU recency and purges expired entries.
-    fn lookup_mut(
-        &mut self,
-        model: &str,
-        keys: &[u64],
-        pods: &[EndpointId],
-        now_ns: u64,
-        out: &mut KeyEntries,
-    ) {
-        out.clear();
-        let Some(&m) = self.model_ids.get(model) else {
-            return;
-        };
-        let stop = self.cfg.stop;
-        let slots = match &mut self.data {
-            Store::Slots(s) => s,
-            // No speculative entries to purge, no recency to refresh.
-            Store::Masks(_) => return self.peek(model, keys, pods, now_ns, out),
-        };
-        for &k in keys {
-            // Expired speculative entries are evicted; a key they leave empty
-            // is dropped, as upstream's TTL eviction does.
-            let emptied = slots.get_mut(&(m, k)).is_some_and(|pc| {
-                let had = !pc.0.is_empty();
-                pc.purge(now_ns);
-                had && pc.0.is_empty()
-            });
-            if emptied {
-                slots.remove(&(m, k));
-            }
-            let slots = slots.peek(&(m, k)).map(|pc| &pc.0[..]);
-            if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
-                return;
-            }
-        }
-    }
 }
 
 /// What a lookup sees of one key.
@@ -638,7 +601,32 @@ impl KvBlockLookup for KvIndex {
         now_ns: u64,
         out: &mut KeyEntries,
     ) {
-        self.lookup_mut(model, keys, pods, now_ns, out);
+        out.clear();
+        let Some(&m) = self.model_ids.get(model) else {
+            return;
+        };
+        let stop = self.cfg.stop;
+        let slots = match &mut self.data {
+            Store::Slots(s) => s,
+            // No speculative entries to purge, no recency to refresh.
+            Store::Masks(_) => return self.peek(model, keys, pods, now_ns, out),
+        };
+        for &k in keys {
+            // Expired speculative entries are evicted; a key they leave empty
+            // is dropped, as upstream's TTL eviction does.
+            let emptied = slots.get_mut(&(m, k)).is_some_and(|pc| {
+                let had = !pc.0.is_empty();
+                pc.purge(now_ns);
+                had && pc.0.is_empty()
+            });
+            if emptied {
+                slots.remove(&(m, k));
+            }
+            let slots = slots.peek(&(m, k)).map(|pc| &pc.0[..]);
+            if !lookup_step(stop, seen_slots(slots, now_ns, pods), out) {
+                return;
+            }
+        }
     }
 }
 
