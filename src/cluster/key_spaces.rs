@@ -39,11 +39,10 @@ pub enum IndexKeys {
     Engine,
 }
 
-/// One distinct pod hasher and the last prompt's keys under it.
+/// A pod hasher unlike the router's, and the last prompt's keys under it.
 struct Space {
     hasher: BlockHasher,
-    /// `None`: the same as the router's request keys.
-    keys: Option<Vec<u64>>,
+    keys: Vec<u64>,
     chain: ChainState,
 }
 
@@ -55,42 +54,50 @@ pub struct KeySpaces {
     hasher: BlockHasher,
     keys: Vec<u64>,
     chain: ChainState,
+    /// The distinct pod hashers that differ from the router's.
     spaces: Vec<Space>,
-    space_of_pod: Vec<usize>,
+    /// Per pod, its entry in `spaces`; `None` when it hashes like the router.
+    space_of_pod: Vec<Option<usize>>,
 }
 
 impl KeySpaces {
     /// The key spaces of `pods`, for an index of `block_size`-token blocks
     /// whose router side uses `hash_seed` (`tokenProcessorConfig.hashSeed`).
     pub fn new(mode: IndexKeys, pods: &[Pod], block_size: u32, hash_seed: &str) -> KeySpaces {
-        let mut spaces: Vec<Space> = Vec::new();
-        let mut space_of_pod = Vec::with_capacity(pods.len());
-        for p in pods {
-            let h = p.scheduler().hasher();
-            let s = match spaces.iter().position(|s| s.hasher == *h) {
-                Some(s) => s,
-                None => {
-                    spaces.push(Space {
-                        hasher: h.clone(),
-                        keys: None,
-                        chain: ChainState::default(),
-                    });
-                    spaces.len() - 1
-                }
-            };
-            space_of_pod.push(s);
-        }
-        let all_fast = spaces.iter().all(|s| s.hasher == BlockHasher::Fast);
-        let hasher = match (mode, spaces.first()) {
+        let hashers: Vec<&BlockHasher> = pods.iter().map(|p| p.scheduler().hasher()).collect();
+        let all_fast = hashers.iter().all(|h| **h == BlockHasher::Fast);
+        let hasher = match (mode, hashers.first()) {
             (IndexKeys::Engine, _) if !all_fast => {
                 let h =
                     VllmBlockHasher::new(HashAlgo::Sha256Cbor, VllmVersion::V0_33, Some(hash_seed))
                         .expect("sha256_cbor takes any seed");
                 BlockHasher::Vllm(Box::new(h))
             }
-            (_, Some(s)) => s.hasher.clone(),
+            (_, Some(h)) => (*h).clone(),
             (_, None) => BlockHasher::Fast,
         };
+        let mut spaces: Vec<Space> = Vec::new();
+        let space_of_pod = hashers
+            .iter()
+            .map(|&h| {
+                if *h == hasher {
+                    return None;
+                }
+                Some(
+                    spaces
+                        .iter()
+                        .position(|s| s.hasher == *h)
+                        .unwrap_or_else(|| {
+                            spaces.push(Space {
+                                hasher: h.clone(),
+                                keys: Vec::new(),
+                                chain: ChainState::default(),
+                            });
+                            spaces.len() - 1
+                        }),
+                )
+            })
+            .collect();
         KeySpaces {
             mode,
             block_size,
@@ -105,11 +112,11 @@ impl KeySpaces {
     /// Pods whose hasher differs from the router's, in pod order.
     pub fn pods_hashing_unlike_router(&self) -> Vec<u32> {
         (0..self.space_of_pod.len() as u32)
-            .filter(|&p| self.spaces[self.space_of_pod[p as usize]].hasher != self.hasher)
+            .filter(|&p| self.space_of_pod[p as usize].is_some())
             .collect()
     }
 
-    /// Hashes `prompt` for the router and for every pod hasher.
+    /// Hashes `prompt` for the router and for every other pod hasher.
     pub fn hash(&mut self, prompt: &Prompt, cache_salt: Option<&str>) {
         let bs = self.block_size;
         self.keys.clear();
@@ -117,15 +124,10 @@ impl KeySpaces {
         self.hasher
             .prompt_keys(prompt, bs, cache_salt, &mut self.chain, &mut self.keys);
         for s in &mut self.spaces {
-            if s.hasher == self.hasher {
-                s.keys = None;
-                continue;
-            }
-            let keys = s.keys.get_or_insert_with(Vec::new);
-            keys.clear();
+            s.keys.clear();
             s.chain = ChainState::default();
             s.hasher
-                .prompt_keys(prompt, bs, cache_salt, &mut s.chain, keys);
+                .prompt_keys(prompt, bs, cache_salt, &mut s.chain, &mut s.keys);
         }
     }
 
@@ -133,7 +135,7 @@ impl KeySpaces {
     pub fn clear(&mut self) {
         self.keys.clear();
         for s in &mut self.spaces {
-            s.keys = None;
+            s.keys.clear();
         }
     }
 
@@ -144,8 +146,10 @@ impl KeySpaces {
 
     /// The last prompt's keys as `pod` hashes them.
     pub fn pod_keys(&self, pod: u32) -> &[u64] {
-        let s = &self.spaces[self.space_of_pod[pod as usize]];
-        s.keys.as_deref().unwrap_or(&self.keys)
+        match self.space_of_pod[pod as usize] {
+            Some(s) => &self.spaces[s].keys,
+            None => &self.keys,
+        }
     }
 
     /// The keys under which the index holds `pod`'s blocks of the last prompt.
@@ -158,13 +162,13 @@ impl KeySpaces {
 
     /// Whether every pod hashes like the router.
     pub fn pods_hash_alike(&self) -> bool {
-        self.spaces.iter().all(|s| s.keys.is_none())
+        self.spaces.is_empty()
     }
 
     /// Whether lookups must translate keys pod by pod (request keys over
     /// pods that hash differently from the router).
     pub fn per_pod(&self) -> bool {
-        self.mode == IndexKeys::Request && self.spaces.iter().any(|s| s.keys.is_some())
+        self.mode == IndexKeys::Request && !self.spaces.is_empty()
     }
 
     /// The last prompt's keys for a pod hashing with `hasher` at
@@ -179,7 +183,7 @@ impl KeySpaces {
         self.spaces
             .iter()
             .find(|s| s.hasher == *hasher)
-            .and_then(|s| Some(PromptKeys::Known(s.keys.as_deref()?, &s.chain)))
+            .map(|s| PromptKeys::Known(&s.keys, &s.chain))
     }
 }
 
@@ -204,7 +208,9 @@ impl<L: KvBlockLookup + ?Sized> KvBlockLookup for PerPodKeys<'_, L> {
         out.clear();
         let n_pods = self.spaces.space_of_pod.len() as u32;
         let mut per_space: Vec<KeyEntries> = Vec::new();
-        for s in 0..self.spaces.spaces.len() {
+        // The router's own key space (`None`) first, then the others.
+        let n_spaces = self.spaces.spaces.len();
+        for s in std::iter::once(None).chain((0..n_spaces).map(Some)) {
             let in_space = |p: &EndpointId| self.spaces.space_of_pod.get(p.0 as usize) == Some(&s);
             let members: Vec<EndpointId> = if pods.is_empty() {
                 (0..n_pods).map(EndpointId).filter(in_space).collect()
