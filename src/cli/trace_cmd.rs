@@ -386,6 +386,15 @@ mod tests {
     }
 
     #[test]
+    fn missing_trace_names_the_file_and_the_os_reason_once() {
+        let p = tmp("absent.jsonl");
+        let e = run_cli(&["stats", p.to_str().unwrap()]).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("absent.jsonl: cannot read"), "{msg}");
+        assert_eq!(msg.matches("os error").count(), 1, "{msg}");
+    }
+
+    #[test]
     fn stats_reports_skipped_lines() {
         let p = tmp("bad.jsonl");
         std::fs::write(

@@ -89,8 +89,9 @@ fn dense_base(id: u64, per_id: u64, salt_root: u64) -> Option<u64> {
 }
 
 /// Appends the keys of the first `n_blocks` KV blocks of a prompt given as
-/// hash `ids` ([`hash_id_block_key`] for each, computed incrementally: one
-/// division per hash block instead of several per KV block).
+/// hash `ids` ([`hash_id_block_key`] for each, computed a hash block at a
+/// time: two divisions per hash block, none per KV block; within one hash
+/// block the ranks are consecutive).
 pub fn append_hash_id_keys(
     ids: &[u64],
     tokens_per_id: u32,
@@ -104,26 +105,25 @@ pub fn append_hash_id_keys(
         u64::from(block_size.max(1)),
     );
     let per_id = tpi.div_ceil(bs);
-    let mut id_idx = usize::MAX;
-    let (mut base, mut rank, mut dense) = (0u64, 0u64, false);
-    for b in 1..=n_blocks as u64 {
+    let n_blocks = n_blocks as u64;
+    out.reserve(n_blocks as usize);
+    let mut b = 1;
+    while b <= n_blocks {
         let end = b * bs;
-        let idx = ((end - 1) / tpi) as usize;
-        let id = ids[idx];
-        if idx != id_idx {
-            id_idx = idx;
-            rank = (end - 1) % tpi / bs;
-            let k = dense_base(id, per_id, salt_root);
-            dense = k.is_some();
-            base = k.unwrap_or(0);
-        } else {
-            rank += 1;
+        let idx = (end - 1) / tpi;
+        let id = ids[idx as usize];
+        // The last KV block ending inside hash block `idx`.
+        let last = ((idx + 1) * tpi / bs).min(n_blocks);
+        match dense_base(id, per_id, salt_root) {
+            Some(base) => {
+                let first = base + (end - 1 - idx * tpi) / bs;
+                out.extend(first..first + (last - b + 1));
+            }
+            None => {
+                out.extend((b..=last).map(|k| fast_hash_id_block(id, (k * bs) as u32, salt_root)))
+            }
         }
-        out.push(if dense {
-            base + rank
-        } else {
-            fast_hash_id_block(id, end as u32, salt_root)
-        });
+        b = last + 1;
     }
 }
 
@@ -206,21 +206,30 @@ mod tests {
         }
         // The incremental form agrees, dense or salted.
         let ids: Vec<u64> = (0..20).chain([u64::MAX / 2]).collect();
-        for (bs, root) in [
-            (16, FAST_ROOT),
-            (48, FAST_ROOT),
-            (1024, FAST_ROOT),
-            (16, salted_root()),
+        for (tpi, bs, root) in [
+            (512, 16, FAST_ROOT),
+            (512, 48, FAST_ROOT),
+            (512, 1024, FAST_ROOT),
+            (512, 16, salted_root()),
+            (100, 16, FAST_ROOT),
+            (7, 3, FAST_ROOT),
+            (5, 16, salted_root()),
         ] {
-            let n = 21 * 512 / bs as usize;
-            let mut got = Vec::new();
-            append_hash_id_keys(&ids, 512, bs, n, root, &mut got);
-            let want: Vec<u64> = (1..=n as u32)
-                .map(|b| {
-                    hash_id_block_key(ids[((b * bs - 1) / 512) as usize], b * bs, 512, bs, root)
-                })
-                .collect();
-            assert_eq!(got, want, "block size {bs}");
+            let full = 21 * tpi / bs;
+            for n in [0, 1, full / 2, full - 1, full] {
+                let mut got = Vec::new();
+                append_hash_id_keys(&ids, tpi, bs, n as usize, root, &mut got);
+                let want: Vec<u64> = (1..=n)
+                    .map(|b| {
+                        let id = ids[((b * bs - 1) / tpi) as usize];
+                        hash_id_block_key(id, b * bs, tpi, bs, root)
+                    })
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "{tpi} tokens per id, block size {bs}, {n} blocks"
+                );
+            }
         }
         // Blocks larger than a hash block: one key per id.
         assert_eq!(hash_id_block_key(3, 2048, 512, 1024, FAST_ROOT), 3);

@@ -13,8 +13,9 @@ pub enum TraceError {
     /// A bad input line. Fatal unless the reader skips bad lines.
     #[error("{0}")]
     Line(LineError),
-    /// The file could not be opened or read. Always fatal.
-    #[error("{path}: {source}")]
+    /// The file could not be opened or read. Always fatal. The OS reason is
+    /// the error's source, so a chain printer shows it once.
+    #[error("{path}: cannot read")]
     Io {
         /// File being read.
         path: String,
