@@ -77,6 +77,16 @@ pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let done = simulate(resolved, !a.quiet)?;
     write_outputs(&dir, &done)?;
     if !a.quiet {
+        let s = &done.summary;
+        if !s.idle_pods.is_empty() {
+            eprintln!(
+                "warning: {} of {} pods received no request: {} (the router never picked them; \
+                 idle_pods in summary.json)",
+                s.idle_pods.len(),
+                s.pods.len(),
+                s.idle_pods.join(", ")
+            );
+        }
         writeln!(out, "{}", table::render(&done.resolved.name, &done.summary))?;
         writeln!(out, "results written to {}", dir.display())?;
     }

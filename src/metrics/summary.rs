@@ -159,8 +159,12 @@ pub struct Summary {
     pub latency: Latencies,
     /// Throughput.
     pub throughput: Throughput,
-    /// max / mean requests per pod.
+    /// The largest pool's-own max / mean requests per pod (pools, not all
+    /// pods, so P/D prefill and decode counts are not mixed).
     pub imbalance: f64,
+    /// Pods that received no request, in pod order: a starved pod that
+    /// `imbalance` (a max over mean) hides.
+    pub idle_pods: Vec<String>,
     /// EPP decisions; `stale_decisions` counts those where the index's view of
     /// some candidate's cached prefix differed from the pod's cache (needs `decision_log`).
     pub routing_decisions: u64,
@@ -280,9 +284,12 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
     }
     let q: u64 = pods.iter().map(|p| p.prefix_cache_queries).sum();
     let h: u64 = pods.iter().map(|p| p.prefix_cache_hits).sum();
-    let per_pod: Vec<f64> = pods.iter().map(|p| p.requests as f64).collect();
-    let mean = per_pod.iter().sum::<f64>() / per_pod.len().max(1) as f64;
-    let max = per_pod.iter().copied().fold(0.0, f64::max);
+    let imbalance = imbalance(&pods, &pools);
+    let idle_pods = pods
+        .iter()
+        .filter(|p| p.requests == 0)
+        .map(|p| p.name.clone())
+        .collect();
     let n_rejected = run
         .not_finished
         .iter()
@@ -305,7 +312,8 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
             output_tokens_per_s: per_s(n_out as f64),
             total_tokens_per_s: per_s((n_in + n_out) as f64),
         },
-        imbalance: if mean > 0.0 { max / mean } else { 0.0 },
+        imbalance,
+        idle_pods,
         routing_decisions: run.routing_decisions.0,
         stale_decisions: run.routing_decisions.1,
         kv_transfers: run.n_transfers,
@@ -316,10 +324,71 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
     (summary, records)
 }
 
+/// Over pools, the largest max / mean requests per member pod; a pool that
+/// got no request counts 0.
+fn imbalance(pods: &[PodSummary], pools: &[PodSummary]) -> f64 {
+    let of_pool = |pool: &PodSummary| {
+        let members = pods.iter().filter(|p| p.role == pool.role);
+        let (n, max) = members.fold((0u64, 0u64), |(n, m), p| (n + 1, m.max(p.requests)));
+        ratio(max * n, pool.requests)
+    };
+    pools.iter().map(of_pool).fold(0.0, f64::max)
+}
+
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {
         a as f64 / b as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, role: &str, requests: u64) -> PodSummary {
+        PodSummary {
+            name: name.into(),
+            role: role.into(),
+            requests,
+            completed: 0,
+            prefix_cache_queries: 0,
+            prefix_cache_hits: 0,
+            hit_rate: 0.0,
+            preemptions: 0,
+            steps: 0,
+            busy_fraction: 0.0,
+            kv_usage_mean: 0.0,
+            max_waiting: 0,
+        }
+    }
+
+    fn pool(role: &str, requests: u64) -> PodSummary {
+        pod(&format!("pool:{role}"), role, requests)
+    }
+
+    /// The seed's P/D shape: 3 decode pods share 1000 requests, 2 prefill pods
+    /// 1000 prefills. Over all five pods max/mean would be 591 / 400 = 1.48,
+    /// a mix of two pools; per pool it is 393/333.3 = 1.179 and 591/500 = 1.182.
+    #[test]
+    fn imbalance_is_the_worst_pool_not_a_mix_of_pools() {
+        let pods = [
+            pod("decode-0", "decode", 302),
+            pod("decode-1", "decode", 393),
+            pod("decode-2", "decode", 305),
+            pod("prefill-0", "prefill", 591),
+            pod("prefill-1", "prefill", 409),
+        ];
+        let pools = [pool("prefill", 1000), pool("decode", 1000)];
+        assert!((imbalance(&pods, &pools) - 1.182).abs() < 1e-12);
+        // One pod takes everything: max / mean = n.
+        let pods = [
+            pod("a", "both", 0),
+            pod("b", "both", 7),
+            pod("c", "both", 0),
+        ];
+        assert_eq!(imbalance(&pods, &[pool("both", 7)]), 3.0);
+        assert_eq!(imbalance(&pods[..1], &[pool("both", 0)]), 0.0);
     }
 }

@@ -106,7 +106,7 @@ fn run_table(o: &mut String, runs: &[RunResults]) {
     }
     o.push_str("</tr></thead>\n<tbody>\n");
     type Row = (&'static str, fn(&RunResults) -> String);
-    let rows: [Row; 20] = [
+    let rows: [Row; 21] = [
         ("scenario", |r| {
             r.config.name.clone().unwrap_or_else(|| "—".into())
         }),
@@ -155,9 +155,16 @@ fn run_table(o: &mut String, runs: &[RunResults]) {
         ("total tokens/s", |r| {
             format!("{:.0}", r.summary.throughput.total_tokens_per_s)
         }),
-        ("imbalance (max/mean req per pod)", |r| {
+        ("imbalance (max/mean req per pod, worst pool)", |r| {
             format!("{:.2}", r.summary.imbalance)
         }),
+        (
+            "idle pods (no request)",
+            |r| match &r.summary.idle_pods[..] {
+                [] => "none".into(),
+                names => names.join(", "),
+            },
+        ),
         ("preemptions", |r| r.summary.preemptions.to_string()),
         ("routing decisions (stale)", |r| {
             format!(

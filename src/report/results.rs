@@ -110,8 +110,11 @@ pub struct SummaryView {
     pub latency: LatencyView,
     /// Throughput.
     pub throughput: Throughput,
-    /// max / mean requests per pod.
+    /// Worst pool's max / mean requests per pod.
     pub imbalance: f64,
+    /// Pods that received no request (absent from older summaries).
+    #[serde(default)]
+    pub idle_pods: Vec<String>,
     /// EPP decisions.
     #[serde(default)]
     pub routing_decisions: u64,

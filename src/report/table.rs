@@ -19,11 +19,14 @@ pub fn render(name: &str, s: &Summary) -> String {
     );
     let _ = writeln!(
         o,
-        "prefix-cache hit rate (vLLM, tokens): {:.2}%   preemptions: {}   imbalance (max/mean req per pod): {:.2}",
+        "prefix-cache hit rate (vLLM, tokens): {:.2}%   preemptions: {}   imbalance (max/mean req per pod, worst pool): {:.2}",
         100.0 * s.hit_rate,
         s.preemptions,
         s.imbalance
     );
+    if !s.idle_pods.is_empty() {
+        let _ = writeln!(o, "idle pods (no request): {}", s.idle_pods.join(", "));
+    }
     let _ = writeln!(
         o,
         "throughput: {:.2} req/s, {:.0} output tok/s, {:.0} total tok/s",

@@ -19,24 +19,25 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Runs `scenario` (YAML text, written into `dir`) and returns (summary, routing.csv).
 fn run(dir: &Path, scenario: &str) -> (Value, String) {
+    let (summary, routing, _) = run_loud(dir, scenario);
+    (summary, routing)
+}
+
+/// As `run`, without `--quiet`; also returns stderr (warnings).
+fn run_loud(dir: &Path, scenario: &str) -> (Value, String, String) {
     let p = dir.join("s.yaml");
     std::fs::write(&p, scenario).unwrap();
     let out = dir.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_kvsim"))
-        .args([
-            "run",
-            p.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
     let summary =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let routing = std::fs::read_to_string(out.join("routing.csv")).unwrap_or_default();
-    (summary, routing)
+    (summary, routing, stderr)
 }
 
 fn requests_per_pod(s: &Value) -> Vec<u64> {
@@ -211,12 +212,35 @@ workload:
         )
     };
     let d = tmp("collapse");
-    let only = run(&d, &scenario("{pluginRef: precise-prefix-cache-scorer}, ")).0;
+    let (only, _, warnings) = run_loud(&d, &scenario("{pluginRef: precise-prefix-cache-scorer}, "));
     let per_pod = requests_per_pod(&only);
     assert_eq!(
         per_pod.iter().max(),
         Some(&300),
         "pure prefix scoring: {per_pod:?}"
+    );
+    // The collapse is named: seven idle pods, max/mean = 8.
+    let idle: Vec<&str> = only["idle_pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let zero: Vec<String> = (0..8)
+        .filter(|&i| per_pod[i] == 0)
+        .map(|i| format!("pod-{i}"))
+        .collect();
+    assert_eq!(
+        (idle.len(), idle),
+        (7, zero.iter().map(|s| s.as_str()).collect())
+    );
+    assert_eq!(only["imbalance"].as_f64(), Some(8.0));
+    assert!(
+        warnings.contains(&format!(
+            "7 of 8 pods received no request: {}",
+            zero.join(", ")
+        )),
+        "{warnings}"
     );
     let with_load = run(
         &d,
@@ -233,5 +257,9 @@ workload:
     assert!(
         per_pod.iter().filter(|&&n| n > 0).count() >= 4,
         "with load terms: {per_pod:?}"
+    );
+    assert_eq!(
+        with_load["idle_pods"].as_array().unwrap().len(),
+        per_pod.iter().filter(|&&n| n == 0).count()
     );
 }

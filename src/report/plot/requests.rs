@@ -33,7 +33,8 @@ pub fn requests_per_pod(runs: &[RunResults]) -> Figure {
         title: "Requests routed to each pod".into(),
         caption: "Requests the router sent to each pod over the whole run (pods.csv \
                   requests). The legend gives each run's imbalance = max / mean requests \
-                  per pod (1.00 is perfectly even)."
+                  per pod within a pool, worst pool (1.00 is perfectly even); a pod \
+                  with no bar got no request."
             .into(),
         reference: "docs/metrics.md → Per pod → requests; Run → imbalance".into(),
         body: Body::Bars(Bars {
