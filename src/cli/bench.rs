@@ -11,6 +11,9 @@
 //! trace, simulate, summarise; no files written) `--repeat` times and reports
 //! every run, the best and the median: the number to quote for "how long does
 //! this scenario take".
+//!
+//! Both report the process's peak resident memory where the OS tells it
+//! (Linux `VmHWM`), so memory targets are measured by the same command.
 
 use std::io::Write;
 use std::time::Instant;
@@ -104,6 +107,7 @@ pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         res.n_events as f64 / wall / 1e6,
         summary.hit_rate,
     )?;
+    writeln!(out, "{}", peak_memory_line())?;
     Ok(())
 }
 
@@ -134,5 +138,43 @@ fn run_scenario(path: &std::path::Path, repeat: u32, out: &mut dyn Write) -> any
         walls[0],
         walls[walls.len() / 2],
     )?;
+    writeln!(out, "{}", peak_memory_line())?;
     Ok(())
+}
+
+/// `peak RSS … MiB` from `/proc/self/status`, or why it is unknown.
+fn peak_memory_line() -> String {
+    match std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .as_deref()
+        .and_then(peak_rss_bytes)
+    {
+        Some(b) => format!("peak RSS {:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        None => "peak RSS unknown (no /proc/self/status VmHWM on this OS)".into(),
+    }
+}
+
+/// The `VmHWM` (peak resident set) of a `/proc/<pid>/status` text, in bytes.
+fn peak_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line["VmHWM:".len()..].split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next()? {
+        "kB" => Some(n * 1024),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_rss_is_read_from_vm_hwm_in_kib() {
+        let status = "Name:\tkvsim\nVmPeak:\t  900 kB\nVmHWM:\t   2048 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(peak_rss_bytes(status), Some(2048 * 1024));
+        assert_eq!(peak_rss_bytes("VmRSS:\t 1000 kB\n"), None);
+        assert_eq!(peak_rss_bytes("VmHWM:\t lots kB\n"), None);
+        assert_eq!(peak_rss_bytes("VmHWM:\t 12 MB\n"), None);
+    }
 }
