@@ -7,6 +7,8 @@ mod conformance_cmd;
 pub mod curve_cmd;
 pub mod hash_cmd;
 mod import_cmd;
+#[cfg(test)]
+mod input_fuzz;
 mod plan_cmd;
 mod plan_search;
 mod point;

@@ -73,6 +73,25 @@ impl KvEventLag {
         }
     }
 
+    /// The first parameter that is not a finite, non-negative number of µs,
+    /// as (field, message).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, us) in [
+            ("transport_us", self.transport_us),
+            ("per_event_us", self.per_event_us),
+            ("redis_write_rtt_us", self.redis_write_rtt_us),
+            ("redis_lookup_rtt_us", self.redis_lookup_rtt_us),
+        ] {
+            if !(us.is_finite() && us >= 0.0) {
+                return Err((
+                    field,
+                    format!("must be a finite number of µs ≥ 0, got {us}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// No delay anywhere: the index equals the pods' event streams instantly.
     pub fn zero() -> KvEventLag {
         KvEventLag {
@@ -151,11 +170,12 @@ impl EventPipeline {
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
     fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();
-        let arrive = t_ns + us(self.lag.transport_us);
+        // Saturating, like `SimTime::add`: a huge lag means "never", not a wrap.
+        let arrive = t_ns.saturating_add(us(self.lag.transport_us));
         let w = self.worker_of_pod[pod];
         let start = arrive.max(self.worker_free_ns[w]);
         let work = self.lag.per_event_us * n_events as f64 + self.lag.redis_write_rtt_us;
-        let done = start + us(work);
+        let done = start.saturating_add(us(work));
         self.worker_free_ns[w] = done;
         done
     }
@@ -164,6 +184,45 @@ impl EventPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lag_parameters_must_be_finite_and_non_negative_and_huge_ones_saturate() {
+        assert_eq!(KvEventLag::default().check(), Ok(()));
+        for (bad, field) in [
+            (
+                KvEventLag {
+                    transport_us: -1.0,
+                    ..KvEventLag::default()
+                },
+                "transport_us",
+            ),
+            (
+                KvEventLag {
+                    per_event_us: f64::NAN,
+                    ..KvEventLag::default()
+                },
+                "per_event_us",
+            ),
+            (
+                KvEventLag {
+                    redis_lookup_rtt_us: f64::INFINITY,
+                    ..KvEventLag::default()
+                },
+                "redis_lookup_rtt_us",
+            ),
+        ] {
+            assert_eq!(bad.check().unwrap_err().0, field);
+        }
+        // Finite but beyond representable time: delivered "never", no overflow.
+        let huge = KvEventLag {
+            transport_us: 1e30,
+            redis_write_rtt_us: 1e30,
+            ..KvEventLag::default()
+        };
+        let mut pipe = EventPipeline::new(huge, &["p".to_string()]);
+        assert_eq!(pipe.send(0, 5, std::iter::empty()), u64::MAX);
+        assert_eq!(pipe.send(0, u64::MAX - 1, std::iter::empty()), u64::MAX);
+    }
 
     #[test]
     fn batches_queue_per_worker_and_keep_pod_order() {

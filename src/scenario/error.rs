@@ -118,6 +118,68 @@ pub(crate) fn did_you_mean(got: &str, valid: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// A scenario error from serde_yaml_ng's, with the field path in front.
+///
+/// serde reports an error raised while converting a value (`try_from`, as
+/// for `router:` and `workload.arrivals`) at the enclosing mapping and
+/// prefixes only that mapping's path: "workload: arrivals.cv: msg" is
+/// joined into "workload.arrivals.cv: msg", and a line that does not hold the
+/// field's key gives way to the key's own line.
+pub(crate) fn from_serde(file: &Path, text: &str, e: &serde_yaml_ng::Error) -> ScenarioError {
+    let msg = strip_location(&e.to_string());
+    let mut line = e.location().map(|l| l.line());
+    let (path, rest) = leading_path(&msg);
+    let message = if path.is_empty() {
+        msg.clone()
+    } else {
+        let key = path.rsplit('.').next().unwrap_or(&path);
+        let key = key.split('[').next().unwrap_or(key);
+        let holds_key = line
+            .and_then(|l| text.lines().nth(l.wrapping_sub(1)))
+            .is_some_and(|t| t.contains(key));
+        if !holds_key {
+            // The key's line, or its nearest ancestor's (a missing field).
+            let mut p = path.as_str();
+            line = loop {
+                if let Some(l) = locate(text, p, None) {
+                    break Some(l);
+                }
+                match p.rfind(['.', '[']) {
+                    Some(i) => p = &p[..i],
+                    None => break line,
+                }
+            };
+        }
+        format!("{path}: {rest}")
+    };
+    ScenarioError {
+        file: file.to_path_buf(),
+        line,
+        field: String::new(),
+        message: with_suggestion(&message),
+    }
+}
+
+/// Splits "a.b: c[0].d: message" into ("a.b.c[0].d", "message").
+fn leading_path(msg: &str) -> (String, &str) {
+    let is_path = |seg: &str| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.[]\"-".contains(c))
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    let mut rest = msg;
+    while let Some((seg, tail)) = rest.split_once(": ") {
+        if !is_path(seg) {
+            break;
+        }
+        parts.push(seg);
+        rest = tail;
+    }
+    (parts.join("."), rest)
+}
+
 /// serde_yaml_ng appends " at line L column C"; the error already carries the line.
 pub(crate) fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -149,6 +211,46 @@ pub fn with_suggestion(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conversion_errors_get_their_full_path_and_own_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            workload: Workload,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Workload {
+            n: u32,
+            arrivals: Arrivals,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(try_from = "u32")]
+        struct Arrivals;
+        impl TryFrom<u32> for Arrivals {
+            type Error = &'static str;
+            fn try_from(_: u32) -> Result<Arrivals, &'static str> {
+                Err("arrivals.rate: must be positive")
+            }
+        }
+        let text = "workload:\n  n: 1\n  arrivals: 0\n";
+        let e = serde_yaml_ng::from_str::<Doc>(text).unwrap_err();
+        let se = from_serde(Path::new("s.yaml"), text, &e);
+        assert_eq!(
+            se.to_string(),
+            "s.yaml:3: workload.arrivals.rate: must be positive"
+        );
+        // A plain type error keeps serde's own (right) line and path.
+        let text = "workload:\n  n: x\n  arrivals: 0\n";
+        let e = serde_yaml_ng::from_str::<Doc>(text).unwrap_err();
+        let se = from_serde(Path::new("s.yaml"), text, &e);
+        assert!(
+            se.to_string()
+                .starts_with("s.yaml:2: workload.n: invalid type"),
+            "{se}"
+        );
+    }
 
     #[test]
     fn locates_fields_and_suggests() {

@@ -197,9 +197,10 @@ pub struct VllmArgs {
     pub kv_events_config: Option<serde_yaml_ng::Value>,
 }
 
-/// Router choice.
+/// Router choice (read through [`RouterIn`] so a bad value is reported
+/// with its path and line).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "kebab-case", try_from = "RouterIn")]
 pub enum RouterSpec {
     /// Pods in turn.
     RoundRobin,
@@ -246,6 +247,88 @@ pub struct EppSpec {
     /// Model name used in index keys (default: the first pod group's model).
     #[serde(default)]
     pub model_name: Option<String>,
+}
+
+/// `router:` as written: the type and the EPP's fields side by side.
+/// serde's internally tagged enums buffer their content first, and a type
+/// error inside then names neither the field nor the line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouterIn {
+    #[serde(rename = "type")]
+    kind: RouterKind,
+    #[serde(default)]
+    config_file: Option<String>,
+    #[serde(default)]
+    config: Option<serde_yaml_ng::Value>,
+    #[serde(default)]
+    env_file: Option<String>,
+    #[serde(default)]
+    env: Option<Vec<EnvVar>>,
+    #[serde(default)]
+    metrics_refresh_ms: Option<f64>,
+    #[serde(default)]
+    kv_events: Option<crate::cluster::kv_lag::KvEventLag>,
+    #[serde(default)]
+    kv_index: Option<crate::cluster::epp_router::IndexSource>,
+    #[serde(default)]
+    index_keys: Option<crate::cluster::key_spaces::IndexKeys>,
+    #[serde(default)]
+    decision_log: Option<bool>,
+    #[serde(default)]
+    model_name: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RouterKind {
+    RoundRobin,
+    Random,
+    Epp,
+}
+
+impl TryFrom<RouterIn> for RouterSpec {
+    type Error = String;
+
+    fn try_from(r: RouterIn) -> Result<RouterSpec, String> {
+        let simple = match r.kind {
+            RouterKind::Epp => None,
+            RouterKind::RoundRobin => Some((RouterSpec::RoundRobin, "round-robin")),
+            RouterKind::Random => Some((RouterSpec::Random, "random")),
+        };
+        if let Some((spec, name)) = simple {
+            let given = [
+                ("config_file", r.config_file.is_some()),
+                ("config", r.config.is_some()),
+                ("env_file", r.env_file.is_some()),
+                ("env", r.env.is_some()),
+                ("metrics_refresh_ms", r.metrics_refresh_ms.is_some()),
+                ("kv_events", r.kv_events.is_some()),
+                ("kv_index", r.kv_index.is_some()),
+                ("index_keys", r.index_keys.is_some()),
+                ("decision_log", r.decision_log.is_some()),
+                ("model_name", r.model_name.is_some()),
+            ];
+            return match given.iter().find(|(_, g)| *g) {
+                Some((field, _)) => Err(format!(
+                    "router.{field}: only `type: epp` takes it, not type: {name}"
+                )),
+                None => Ok(spec),
+            };
+        }
+        Ok(RouterSpec::Epp(Box::new(EppSpec {
+            config_file: r.config_file,
+            config: r.config,
+            env_file: r.env_file,
+            env: r.env,
+            metrics_refresh_ms: r.metrics_refresh_ms,
+            kv_events: r.kv_events,
+            kv_index: r.kv_index,
+            index_keys: r.index_keys,
+            decision_log: r.decision_log.unwrap_or(false),
+            model_name: r.model_name,
+        })))
+    }
 }
 
 /// One Kubernetes `env:` entry.

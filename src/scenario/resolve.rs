@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::{did_you_mean, strip_location, with_suggestion, ErrorCtx, ScenarioError};
+use super::error::{did_you_mean, ErrorCtx, ScenarioError};
 use super::{EppSpec, PodGroup, RouterSpec, Scenario};
 use crate::catalog::{gpu::GpuSpec, model::ModelSpec};
 use crate::compat::VllmVersion;
@@ -167,12 +167,8 @@ pub fn resolve_text(
     overrides: &Overrides,
 ) -> Result<Resolved, ScenarioError> {
     let ctx = ErrorCtx { file: path, text };
-    let mut sc: Scenario = serde_yaml_ng::from_str(text).map_err(|e| ScenarioError {
-        file: path.to_path_buf(),
-        line: e.location().map(|l| l.line()),
-        field: String::new(),
-        message: with_suggestion(&strip_location(&e.to_string())),
-    })?;
+    let mut sc: Scenario =
+        serde_yaml_ng::from_str(text).map_err(|e| super::error::from_serde(path, text, &e))?;
     if let Some(seed) = overrides.seed {
         sc.seed = seed;
     }
@@ -236,12 +232,16 @@ pub fn resolve_text(
     if let RouterSpec::Epp(e) = &router {
         let loaded = load_epp_config(e, base_dir).map_err(|(field, m)| ctx.err(&field, None, m))?;
         kv_events_enabled = !loaded.precise_prefix.is_empty();
+        if let Some(lag) = &e.kv_events {
+            lag.check()
+                .map_err(|(field, m)| ctx.err(&format!("router.kv_events.{field}"), None, m))?;
+        }
         if let Some(ms) = e.metrics_refresh_ms {
-            if !(ms > 0.0) {
+            if !(ms > 0.0 && ms.is_finite()) {
                 return Err(ctx.err(
                     "router.metrics_refresh_ms",
                     None,
-                    format!("must be > 0, got {ms}"),
+                    format!("must be a finite number of ms > 0, got {ms}"),
                 ));
             }
         }

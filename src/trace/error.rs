@@ -23,9 +23,9 @@ pub enum TraceError {
         source: std::io::Error,
     },
     /// The workload spec is inconsistent (e.g. two sources, a zero rate). Fatal.
-    #[error("workload: {field}: {problem}")]
+    #[error("workload{}{field}: {problem}", if field.is_empty() { "" } else { "." })]
     Spec {
-        /// Spec field, dotted (`arrivals.rate_per_s`).
+        /// Spec field, dotted (`arrivals.rate_per_s`); empty for the whole workload.
         field: String,
         /// What is wrong with it.
         problem: String,

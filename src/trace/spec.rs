@@ -169,7 +169,7 @@ impl WorkloadSpec {
         }
         if !bounded {
             return Err(TraceError::spec(
-                "workload",
+                "",
                 "the generator is endless: set num_requests, stage arrivals, or a first_requests/first_seconds transform",
             ));
         }
@@ -283,7 +283,7 @@ fn source(
         let bodies = RandomGen::new(s, base_dir, rng)?;
         return Ok(Box::new(timed(bodies, arrivals(ArrivalSpec::Burst)?)));
     }
-    Err(TraceError::spec("workload", "no source"))
+    Err(TraceError::spec("", "no source"))
 }
 
 #[cfg(test)]
@@ -366,7 +366,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("workload: transforms[0]: rate_per_s needs a finite stream"),
+            e.starts_with("workload.transforms[0]: rate_per_s needs a finite stream"),
             "{e}"
         );
         let e = open("trace: {path: nope.jsonl, format: mooncake}")

@@ -202,7 +202,7 @@ mod tests {
         assert!(rate_factor(stream(&[7]), 1.0, 3)
             .unwrap_err()
             .to_string()
-            .starts_with("workload: transforms[3]"));
+            .starts_with("workload.transforms[3]"));
         let ids: Vec<u64> = renumber(first_requests(stream(&[0, 1, 2]), 2))
             .map(|r| r.unwrap().id)
             .collect();

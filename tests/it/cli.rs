@@ -164,6 +164,62 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
     assert!(err.contains("does/not/exist.yaml"), "{err}");
 }
 
+/// `router:` and `workload.arrivals` are tagged by `type:`; a bad value
+/// inside still names its full path and its own line.
+#[test]
+fn bad_router_and_arrival_fields_name_their_path_and_line() {
+    let d = tmp("bad-tagged");
+    let trace = root().join("traces/quickstart.jsonl");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "router:\n  type: epp\n  metrics_refresh_ms: fast",
+            "",
+            &["s.yaml:6:", "router.metrics_refresh_ms", "\"fast\""],
+        ),
+        (
+            "router:\n  type: random\n  decision_log: true",
+            "",
+            &["s.yaml:6:", "router.decision_log", "only `type: epp`"],
+        ),
+        (
+            "router:\n  type: epp\n  kv_events: {transport_us: abc}",
+            "",
+            &["s.yaml:6:", "router.kv_events.transport_us", "\"abc\""],
+        ),
+        (
+            "",
+            "  arrivals:\n    type: poisson\n    rate_per_s: 2\n    cv: 3",
+            &["s.yaml:10:", "workload.arrivals.cv", "type: poisson"],
+        ),
+        (
+            "",
+            "  arrivals:\n    type: gamma\n    rate_per_s: 2",
+            &["s.yaml:7:", "workload.arrivals.cv: missing"],
+        ),
+        (
+            "",
+            "  arrivals: {type: poison, rate_per_s: 2}",
+            &[
+                "s.yaml:7:",
+                "workload.arrivals.type",
+                "did you mean `poisson`",
+            ],
+        ),
+    ];
+    for (router, arrivals, needles) in cases {
+        let body = format!(
+            "name: t\npods:\n  - {{gpu: H100, model: Llama-3.2-1B}}\n{router}\nworkload:\n  trace: {{path: {}, format: native}}\n{arrivals}\n",
+            trace.display()
+        );
+        let p = write_scenario(&d, &body);
+        let (code, err) = run_err(&["run", p.to_str().unwrap(), "--quiet"]);
+        assert_eq!(code, 2, "{body}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{body}: expected {n:?} in: {err}");
+        }
+    }
+}
+
 #[test]
 fn malformed_trace_line_is_reported_with_file_and_line() {
     let d = tmp("badtrace");

@@ -20,9 +20,10 @@ pub const ARRIVALS_STREAM: &str = "workload.arrivals";
 /// Most requests one stage may send (a stage's times are drawn up front).
 pub const MAX_STAGE_REQUESTS: f64 = 1e8;
 
-/// How requests arrive (`workload.arrivals`, tagged by `type`).
+/// How requests arrive (`workload.arrivals`, tagged by `type`; read through
+/// [`ArrivalIn`] so a bad value is reported with its path and line).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "ArrivalIn")]
 pub enum ArrivalSpec {
     /// Every request at t = 0 (SGLang's default `--request-rate inf`).
     Burst,
@@ -81,6 +82,90 @@ pub struct StageSpec {
     /// Stage length in seconds (inference-perf `duration`).
     #[serde(alias = "duration")]
     pub duration_s: f64,
+}
+
+/// `workload.arrivals` as written: every variant's fields side by side.
+/// serde's internally tagged enums buffer their content first, and a type
+/// error inside then names neither the field nor the line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArrivalIn {
+    #[serde(rename = "type")]
+    kind: ArrivalKind,
+    #[serde(default)]
+    rate_per_s: Option<f64>,
+    #[serde(default)]
+    cv: Option<f64>,
+    #[serde(default)]
+    load: Option<StageLoad>,
+    #[serde(default)]
+    stages: Option<Vec<StageSpec>>,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ArrivalKind {
+    Burst,
+    Constant,
+    Poisson,
+    Gamma,
+    Stages,
+}
+
+impl TryFrom<ArrivalIn> for ArrivalSpec {
+    type Error = String;
+
+    fn try_from(a: ArrivalIn) -> Result<ArrivalSpec, String> {
+        let ArrivalIn {
+            kind,
+            rate_per_s,
+            cv,
+            load,
+            stages,
+        } = a;
+        let (name, allowed): (&str, &[&str]) = match kind {
+            ArrivalKind::Burst => ("burst", &[]),
+            ArrivalKind::Constant => ("constant", &["rate_per_s"]),
+            ArrivalKind::Poisson => ("poisson", &["rate_per_s"]),
+            ArrivalKind::Gamma => ("gamma", &["rate_per_s", "cv"]),
+            ArrivalKind::Stages => ("stages", &["load", "stages"]),
+        };
+        let given = [
+            ("rate_per_s", rate_per_s.is_some()),
+            ("cv", cv.is_some()),
+            ("load", load.is_some()),
+            ("stages", stages.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(f, g)| *g && !allowed.contains(f)) {
+            return Err(format!(
+                "arrivals.{field}: does not apply to type: {name} (it takes {})",
+                match allowed {
+                    [] => "no fields".to_string(),
+                    fields => fields.join(", "),
+                }
+            ));
+        }
+        let need = |v: Option<f64>, field: &str| {
+            v.ok_or_else(|| format!("arrivals.{field}: missing (type: {name} needs it)"))
+        };
+        Ok(match kind {
+            ArrivalKind::Burst => ArrivalSpec::Burst,
+            ArrivalKind::Constant => ArrivalSpec::Constant {
+                rate_per_s: need(rate_per_s, "rate_per_s")?,
+            },
+            ArrivalKind::Poisson => ArrivalSpec::Poisson {
+                rate_per_s: need(rate_per_s, "rate_per_s")?,
+            },
+            ArrivalKind::Gamma => ArrivalSpec::Gamma {
+                rate_per_s: need(rate_per_s, "rate_per_s")?,
+                cv: need(cv, "cv")?,
+            },
+            ArrivalKind::Stages => ArrivalSpec::Stages {
+                load: load.unwrap_or_default(),
+                stages: stages.ok_or("arrivals.stages: missing (type: stages needs it)")?,
+            },
+        })
+    }
 }
 
 impl ArrivalSpec {
@@ -386,7 +471,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "workload: arrivals.rate_per_s: must be positive and finite, got -1"
+            "workload.arrivals.rate_per_s: must be positive and finite, got -1"
         );
     }
 

@@ -343,7 +343,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "workload: chat.user_len: uniform min 5 > max 1"
+            "workload.chat.user_len: uniform min 5 > max 1"
         );
     }
 }
