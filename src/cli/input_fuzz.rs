@@ -141,9 +141,48 @@ fn apply(v: &mut Value, k: &mut usize, e: &Edit) -> bool {
     }
 }
 
-/// `text` with `edits` applied to its YAML tree.
+/// Tag marking a string that held an embedded YAML manifest (a ConfigMap's
+/// `data:` values), opened up so edits reach inside it.
+const EMBEDDED: &str = "!kvsim-fuzz-embedded";
+
+/// Replaces multi-line strings that parse as a YAML mapping by the mapping.
+fn open_embedded(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => m.values_mut().for_each(open_embedded),
+        Value::Sequence(s) => s.iter_mut().for_each(open_embedded),
+        Value::Tagged(t) => open_embedded(&mut t.value),
+        Value::String(text) if text.contains('\n') => {
+            if let Ok(mut inner @ Value::Mapping(_)) = serde_yaml_ng::from_str::<Value>(text) {
+                open_embedded(&mut inner);
+                *v = Value::Tagged(Box::new(serde_yaml_ng::value::TaggedValue {
+                    tag: serde_yaml_ng::value::Tag::new(EMBEDDED),
+                    value: inner,
+                }));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Turns what [`open_embedded`] opened back into strings.
+fn close_embedded(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => m.values_mut().for_each(close_embedded),
+        Value::Sequence(s) => s.iter_mut().for_each(close_embedded),
+        Value::Tagged(t) => {
+            close_embedded(&mut t.value);
+            if t.tag == serde_yaml_ng::value::Tag::new(EMBEDDED) {
+                *v = Value::String(serde_yaml_ng::to_string(&t.value).unwrap());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text` with `edits` applied to its YAML tree, embedded manifests included.
 fn mutate(text: &str, edits: &[Edit]) -> String {
     let mut doc: Value = serde_yaml_ng::from_str(text).unwrap();
+    open_embedded(&mut doc);
     for e in edits {
         let n = n_leaves(&doc);
         if n == 0 {
@@ -151,7 +190,17 @@ fn mutate(text: &str, edits: &[Edit]) -> String {
         }
         apply(&mut doc, &mut (e.leaf % n), e);
     }
+    close_embedded(&mut doc);
     serde_yaml_ng::to_string(&doc).unwrap()
+}
+
+/// Runs `resolved` on at most four requests within a bounded horizon:
+/// enough to drive every component the edited values configure.
+fn simulate_briefly(mut resolved: crate::scenario::resolve::Resolved) {
+    let w = &mut resolved.workload;
+    w.num_requests = Some(w.num_requests.unwrap_or(u64::MAX).min(4));
+    resolved.horizon_s = Some(resolved.horizon_s.unwrap_or(f64::MAX).min(600.0));
+    let _ = super::run_cmd::simulate(resolved, false);
 }
 
 proptest! {
@@ -165,14 +214,35 @@ proptest! {
         let path = &files[which % files.len()];
         let text = mutate(&std::fs::read_to_string(path).unwrap(), &edits);
         let base = path.parent().unwrap();
-        let Ok(mut resolved) = resolve_text(path, &text, base, "fuzz", &Overrides::default()) else {
+        let Ok(resolved) = resolve_text(path, &text, base, "fuzz", &Overrides::default()) else {
             return Ok(());
         };
-        // A few requests within a bounded horizon: enough to drive every
-        // component the edited values configure.
-        let w = &mut resolved.workload;
-        w.num_requests = Some(w.num_requests.unwrap_or(u64::MAX).min(4));
-        resolved.horizon_s = Some(resolved.horizon_s.unwrap_or(f64::MAX).min(600.0));
-        let _ = super::run_cmd::simulate(resolved, false);
+        simulate_briefly(resolved);
+    }
+
+    /// The seed's llm-d deployment (ModelService + BaseConfig ConfigMap with
+    /// its embedded EPP and vLLM manifests), edited, through `--modelservice`.
+    #[test]
+    fn edited_deployments_error_or_run_but_never_panic(
+        edit_configmap in any::<bool>(),
+        edits in prop::collection::vec(edit(), 1..4),
+    ) {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed");
+        let dir = std::env::temp_dir().join(format!("kvsim-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for (name, edited) in [("modelservice.yaml", !edit_configmap), ("epp-configmap.yaml", edit_configmap)] {
+            let text = std::fs::read_to_string(seed.join(name)).unwrap();
+            let path = dir.join(name);
+            std::fs::write(&path, if edited { mutate(&text, &edits) } else { text }).unwrap();
+            files.push(path);
+        }
+        let overrides = Overrides {
+            deployment: super::import_cmd::deployment_ref(Some(&files[0]), Some(&files[1])).unwrap(),
+            ..Overrides::default()
+        };
+        if let Ok(resolved) = super::import_cmd::load_for_run(None, &overrides) {
+            simulate_briefly(resolved);
+        }
     }
 }
