@@ -19,6 +19,9 @@ pub mod spec;
 pub mod stats;
 pub mod transform;
 
+#[cfg(test)]
+mod input_fuzz;
+
 pub use error::{LineError, SkippedLines, TraceError};
 pub use format::{open_trace, OpenOptions, RequestIter, TraceFormat};
 pub use request::{Prompt, TraceRequest};
