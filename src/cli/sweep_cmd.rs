@@ -7,7 +7,9 @@
 //! many, alone or in any grid. Outputs in `DIR`:
 //! - `sweep.csv`: one row per point in grid order: the swept keys, `point_seed`,
 //!   the metrics of [`super::point::METRIC_COLUMNS`], and `error` (empty, or
-//!   why the point could not run; one failed point never stops the sweep);
+//!   why the point could not run; one failed point never stops the sweep,
+//!   but a `--set` that cannot apply stops it before the first point, and
+//!   the command fails when every point failed);
 //! - `sweep.json`: the same rows as objects;
 //! - `sweep_plot.csv`: `series,<first key>,<metrics>` for `kvsim report --sweep`
 //!   (`series` names the other keys' values);
@@ -99,6 +101,8 @@ pub(crate) struct SweepOutcome {
     pub(crate) n_run: usize,
     /// Points with an error.
     pub(crate) n_failed: usize,
+    /// The first failed point's error, in grid order.
+    pub(crate) first_error: Option<String>,
 }
 
 pub(crate) fn run(a: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -134,6 +138,13 @@ pub(crate) fn run(a: &SweepArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         o.n_failed,
         dir.join("sweep.csv").display()
     )?;
+    if o.n_points > 0 && o.n_failed == o.n_points {
+        bail!(
+            "every point failed (see the error column of {}); the first: {}",
+            dir.join("sweep.csv").display(),
+            o.first_error.unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -215,6 +226,8 @@ pub(crate) fn run_sweep(spec: &SweepSpec, dir: &Path) -> anyhow::Result<SweepOut
     if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
         bail!("--set {} is given twice: give one list per key", w[0]);
     }
+    let points = grid(&spec.axes);
+    check_sets_apply(&spec.scenario, &points)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let header = header(&spec.axes);
     let n_keys = spec.axes.len();
@@ -227,7 +240,6 @@ pub(crate) fn run_sweep(spec: &SweepSpec, dir: &Path) -> anyhow::Result<SweepOut
     for row in &old {
         by_key.insert(row[..n_keys].to_vec(), row.clone());
     }
-    let points = grid(&spec.axes);
     let mut rows: Vec<Option<Vec<String>>> = vec![None; points.len()];
     let seed_rule = SeedRule::PerPoint(spec.seed);
     for (i, p) in points.iter().enumerate() {
@@ -299,10 +311,12 @@ pub(crate) fn run_sweep(spec: &SweepSpec, dir: &Path) -> anyhow::Result<SweepOut
             final_rows.push(by_key[&k].clone());
         }
     }
-    let n_failed = final_rows
+    let failed: Vec<&String> = final_rows
         .iter()
-        .filter(|r| !r[header.len() - 1].is_empty())
-        .count();
+        .map(|r| &r[header.len() - 1])
+        .filter(|e| !e.is_empty())
+        .collect();
+    let (n_failed, first_error) = (failed.len(), failed.first().map(|e| e.to_string()));
     write_atomic(&csv_path, &csv_bytes(&header, &final_rows)?)?;
     write_atomic(
         &dir.join("sweep.json"),
@@ -320,7 +334,29 @@ pub(crate) fn run_sweep(spec: &SweepSpec, dir: &Path) -> anyhow::Result<SweepOut
         n_resumed,
         n_run: todo.len(),
         n_failed,
+        first_error,
     })
+}
+
+/// Fails when some point's `--set`s cannot be applied to the scenario (a
+/// missing path, an index out of range, a value that is not YAML): that is a
+/// typo, known without simulating anything, so the sweep stops before its
+/// first point. Values that apply but do not validate fail their point only.
+fn check_sets_apply(scenario: &Path, points: &[Vec<(String, String)>]) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(scenario)
+        .with_context(|| format!("reading {}", scenario.display()))?;
+    // A file that is not YAML fails every point with its own message.
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return Ok(());
+    };
+    for p in points {
+        let mut d = doc.clone();
+        for (k, v) in p {
+            crate::scenario::set::apply_set(&mut d, k, v)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Simulates one point into its `sweep.csv` row; errors go to the `error` cell.
@@ -586,6 +622,48 @@ mod tests {
 
     fn read(dir: &Path, f: &str) -> String {
         std::fs::read_to_string(dir.join(f)).unwrap()
+    }
+
+    #[test]
+    fn a_set_that_cannot_apply_stops_the_sweep_before_any_point_runs() {
+        let d = scratch("bad-set");
+        let e = run_sweep(&spec(2, &["pods[0].count=1,2", "pods[3].count=1"]), &d).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--set pods[3].count: `pods[3]`: index 3 out of range"),
+            "{e}"
+        );
+        assert!(!d.exists(), "nothing written");
+        // A bad value in the second point's list is caught up front too.
+        let e = run_sweep(&spec(2, &["pods[0].gpu=H100,{unclosed"]), &d).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("pods[0].gpu={unclosed: not a YAML value"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_sweep_whose_every_point_fails_is_an_error_with_the_first_reason() {
+        let dir = scratch("all-fail");
+        let args = SweepArgs {
+            scenario: data("tests/data/sweep/poisson.yaml"),
+            sets: vec!["pods[0].gpu=H9000,H9001".into()],
+            out: Some(dir.clone()),
+            jobs: Some(1),
+            seed: None,
+            keep_runs: false,
+            quiet: true,
+        };
+        let e = run(&args, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            e.contains("every point failed") && e.contains("\"H9000\""),
+            "{e}"
+        );
+        assert!(
+            read(&dir, "sweep.csv").contains("H9001"),
+            "rows still written"
+        );
     }
 
     #[test]

@@ -215,7 +215,10 @@ pub fn set_path(doc: &mut Value, key: &str, value: Value) -> Result<(), SetError
                 return Err(SetError::BadIndex {
                     key: key.to_string(),
                     at,
-                    reason: format!("index {idx} out of range (the sequence has {len} elements)"),
+                    reason: format!(
+                        "index {idx} out of range (the sequence has {len} element{})",
+                        if len == 1 { "" } else { "s" }
+                    ),
                 });
             };
             if last_seg && ii + 1 == seg.indices.len() {
