@@ -45,3 +45,6 @@ pub mod report;
 pub mod scenario;
 pub mod trace;
 pub mod transfer;
+
+#[cfg(test)]
+mod test_support;

@@ -203,16 +203,8 @@ fn simulate_briefly(mut resolved: crate::scenario::resolve::Resolved) {
     let _ = super::run_cmd::simulate(resolved, false);
 }
 
-/// `PROPTEST_CASES` when set (a longer local hunt), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(96)))]
+    #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(96)))]
     #[test]
     fn edited_scenarios_error_or_run_but_never_panic(
         which in any::<usize>(),

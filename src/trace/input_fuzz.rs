@@ -78,16 +78,8 @@ fn read(format: &str, text: &str, skip: bool) -> (Vec<Result<TraceRequest, Trace
     (out, skipped.n_skipped())
 }
 
-/// `PROPTEST_CASES` when set (a longer local hunt), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(1024)))]
+    #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(1024)))]
     #[test]
     fn edited_trace_lines_error_or_skip_but_never_panic(
         which in 0usize..3,
