@@ -159,8 +159,8 @@ pub struct Summary {
     pub latency: Latencies,
     /// Throughput.
     pub throughput: Throughput,
-    /// The largest pool's-own max / mean requests per pod (pools, not all
-    /// pods, so P/D prefill and decode counts are not mixed).
+    /// Worst pool's max / mean requests per pod (per pool, so P/D prefill
+    /// and decode counts are not mixed).
     pub imbalance: f64,
     /// Pods that received no request, in pod order: a starved pod that
     /// `imbalance` (a max over mean) hides.
