@@ -197,7 +197,7 @@ pub struct VllmArgs {
     pub kv_events_config: Option<serde_yaml_ng::Value>,
 }
 
-/// Router choice (read through [`RouterIn`] so a bad value is reported
+/// Router choice (read through `RouterIn` so a bad value is reported
 /// with its path and line).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "kebab-case", try_from = "RouterIn")]

@@ -21,7 +21,7 @@ pub const ARRIVALS_STREAM: &str = "workload.arrivals";
 pub const MAX_STAGE_REQUESTS: f64 = 1e8;
 
 /// How requests arrive (`workload.arrivals`, tagged by `type`; read through
-/// [`ArrivalIn`] so a bad value is reported with its path and line).
+/// `ArrivalIn` so a bad value is reported with its path and line).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", try_from = "ArrivalIn")]
 pub enum ArrivalSpec {
