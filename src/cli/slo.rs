@@ -121,25 +121,21 @@ pub(crate) fn parse_slos(s: &str) -> Result<Vec<Slo>, SloError> {
     Ok(out)
 }
 
-/// `500ms` → 500, `2s` → 2000, `750us` → 0.75.
+/// `500ms` → 500, `2s` → 2000, `750us` → 0.75, `1e3ms` → 1000. The unit is
+/// the suffix, so an exponent or `nan` is judged as the number it tries to be.
 fn parse_duration_ms(metric: &str, value: &str) -> Result<f64, SloError> {
-    let split = value
-        .find(|c: char| c.is_alphabetic() || c == 'µ')
-        .unwrap_or(value.len());
-    let (num, unit) = value.split_at(split);
-    let scale = match unit.trim() {
-        "us" | "µs" => 1e-3,
-        "ms" => 1.0,
-        "s" => 1e3,
-        _ => {
-            return Err(SloError::BadUnit {
-                metric: metric.into(),
-                value: value.into(),
-            })
-        }
+    let v = value.trim();
+    let Some((num, scale)) = [("us", 1e-3), ("µs", 1e-3), ("ms", 1.0), ("s", 1e3)]
+        .iter()
+        .find_map(|&(unit, scale)| v.strip_suffix(unit).map(|num| (num, scale)))
+    else {
+        return Err(SloError::BadUnit {
+            metric: metric.into(),
+            value: value.into(),
+        });
     };
     match num.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x * scale),
+        Ok(x) if x.is_finite() && x >= 0.0 && (x * scale).is_finite() => Ok(x * scale),
         _ => Err(SloError::BadNumber {
             metric: metric.into(),
             value: value.into(),
@@ -239,8 +235,19 @@ mod tests {
         ));
         assert!(matches!(
             parse_slos("ttft_p90=fast ms").unwrap_err(),
-            SloError::BadUnit { .. } | SloError::BadNumber { .. }
+            SloError::BadNumber { .. }
         ));
+        // The unit is the suffix: exponents parse, `nan` and overflow are bad numbers.
+        assert_eq!(parse_slos("ttft_p90=1e3ms").unwrap()[0].bound_ms, 1000.0);
+        for v in ["nanms", "1e400s", "infs", "ms"] {
+            assert!(
+                matches!(
+                    parse_slos(&format!("ttft_p90={v}")).unwrap_err(),
+                    SloError::BadNumber { .. }
+                ),
+                "{v}"
+            );
+        }
         assert!(matches!(
             parse_slos("ttft_p90").unwrap_err(),
             SloError::Malformed { .. }
