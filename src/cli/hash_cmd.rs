@@ -72,6 +72,14 @@ pub fn run(args: &HashArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         // Writing into a String cannot fail.
         let _ = writeln!(text, "{idx} {} {}", digest.to_hex(), digest.event_hash());
     }
+    if text.is_empty() {
+        // vLLM hashes full blocks only: say why the output is empty.
+        eprintln!(
+            "note: no full block: {} token(s), block size {}",
+            tokens.len(),
+            args.block_size
+        );
+    }
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
