@@ -30,7 +30,8 @@ pub struct CurveArgs {
     /// model's default GPU marks).
     #[arg(long = "mark", value_parser = parse_mark)]
     pub marks: Vec<CapacityMark>,
-    /// Number of log-spaced capacities in the CSV.
+    /// Number of log-spaced capacities in the CSV (at least 2; at most one per
+    /// block count up to saturation).
     #[arg(long, default_value_t = 200)]
     pub points: usize,
     /// Output directory for curve.csv, curve.png, curve.svg.
@@ -46,6 +47,9 @@ fn parse_mark(s: &str) -> Result<CapacityMark, String> {
         .trim()
         .parse()
         .map_err(|_| format!("expected a block count after '=', got {n:?}"))?;
+    if label.trim().is_empty() {
+        return Err(format!("the mark needs a label before '=', got {s:?}"));
+    }
     Ok(CapacityMark {
         label: label.trim().to_string(),
         n_blocks,
@@ -193,5 +197,6 @@ mod tests {
         assert!(out_dir.join("curve.png").exists() && out_dir.join("curve.svg").exists());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(parse_mark("x").is_err());
+        assert!(parse_mark(" =5").unwrap_err().contains("label"));
     }
 }

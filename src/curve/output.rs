@@ -22,11 +22,13 @@ pub struct CurvePoint {
 
 /// About `n_points` capacities log-spaced from 1 block to the saturation
 /// capacity (where the hit rate reaches its infinite-cache value), plus 0,
-/// the saturation capacity and every mark; sorted, deduplicated.
+/// the saturation capacity and every mark; sorted, deduplicated. `n_points`
+/// is taken as at least 2 and at most one per whole capacity in `1..=top`
+/// (more could only repeat them, at any memory cost the caller asked for).
 pub fn capacity_grid(curve: &HitRateCurve, n_points: usize, marks: &[CapacityMark]) -> Vec<u64> {
     let top = curve.saturation_blocks().max(1);
     let mut caps = vec![0, top];
-    let n = n_points.max(2);
+    let n = n_points.clamp(2, usize::try_from(top).unwrap_or(usize::MAX).max(2));
     for i in 0..n {
         let x = (top as f64).powf(i as f64 / (n - 1) as f64);
         caps.push(x.round() as u64);
@@ -100,6 +102,8 @@ mod tests {
             }],
         );
         assert_eq!(caps, vec![0, 1, 2, 7]);
+        // Asking for far more points than capacities costs nothing extra.
+        assert_eq!(capacity_grid(&c, 4_000_000_000, &[]), vec![0, 1, 2]);
         let pts = curve_points(&c, &caps, Some(32_768));
         let mut out = Vec::new();
         write_csv(&pts, &mut out).unwrap();
