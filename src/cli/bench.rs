@@ -57,6 +57,7 @@ pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return run_scenario(path, a.repeat, out);
     }
     anyhow::ensure!(a.rate > 0.0, "--rate must be > 0, got {}", a.rate);
+    anyhow::ensure!(a.requests > 0, "--requests must be at least 1");
     let resolved = resolve_text(
         std::path::Path::new("<bench>"),
         BENCH_SCENARIO,
@@ -68,6 +69,11 @@ pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let pods = resolved.build_pods(&rng);
     let gap_ns = (1e9 / a.rate) as u64;
     let n = a.requests;
+    anyhow::ensure!(
+        gap_ns.checked_mul(n).is_some(),
+        "--requests {n} at --rate {:e} req/s span more simulated time than u64 ns hold",
+        a.rate
+    );
     let workload = (0..n).map(move |i| {
         let mut ids: Vec<u64> = vec![(i % 64) + 1, (i % 64) + 1001];
         ids.extend([1_000_000 + 2 * i, 1_000_001 + 2 * i]);

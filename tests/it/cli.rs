@@ -396,4 +396,10 @@ fn bench_times_a_scenario_and_rejects_zero_runs() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("--repeat must be at least 1"), "{err}");
+    // Arrivals past the end of u64 time are refused, not wrapped.
+    let (code, err) = run_err(&["bench", "--requests", "5", "--rate", "1e-300"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("span more simulated time"), "{err}");
+    let (_, err) = run_err(&["bench", "--requests", "0"]);
+    assert!(err.contains("--requests must be at least 1"), "{err}");
 }
