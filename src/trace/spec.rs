@@ -209,9 +209,35 @@ pub fn open_workload(
     spec.validate()?;
     let (inner, skipped) = build(spec, base_dir, rng, spec.transforms.len())?;
     Ok(WorkloadStream {
-        inner: renumber(inner),
+        inner: within_time(renumber(inner)),
         skipped,
     })
+}
+
+/// Latest arrival a workload may have: half of u64 ns (292 years), so that
+/// every latency added to it still fits the simulator's time.
+pub const MAX_ARRIVAL_NS: u64 = u64::MAX / 2;
+
+/// Ends the stream with an error at the first request arriving after
+/// [`MAX_ARRIVAL_NS`] (a vanishing rate or an extreme speedup saturates
+/// float times; simulating them would print nonsense spans).
+fn within_time(input: RequestIter) -> RequestIter {
+    Box::new(input.map(|r| {
+        r.and_then(|req| {
+            if req.arrival_ns > MAX_ARRIVAL_NS {
+                Err(TraceError::spec(
+                    "arrivals",
+                    format!(
+                        "request {} would arrive after {:.0} years of simulated time (arrival rate too low, or times scaled too far)",
+                        req.id,
+                        MAX_ARRIVAL_NS as f64 * 1e-9 / (365.25 * 86_400.0)
+                    ),
+                ))
+            } else {
+                Ok(req)
+            }
+        })
+    }))
 }
 
 /// The pipeline with the first `n_transforms` transforms applied.
@@ -289,6 +315,24 @@ fn source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_past_the_end_of_simulated_time_are_an_error() {
+        let e =
+            open("random: {}\nnum_requests: 3\narrivals: {type: constant, rate_per_s: 1.0e-300}")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.starts_with("workload.arrivals: request 1 would arrive after 292 years"),
+            "{e}"
+        );
+        assert_eq!(
+            open("random: {}\nnum_requests: 3\narrivals: {type: constant, rate_per_s: 1.0e-9}")
+                .unwrap()
+                .len(),
+            3
+        );
+    }
 
     fn open(yaml: &str) -> Result<Vec<TraceRequest>, TraceError> {
         let spec: WorkloadSpec =
