@@ -18,6 +18,8 @@ const HOSTILE: &[&str] = &[
     "0.0",
     "1",
     "1e30",
+    "1e-300",
+    "0.5",
     "4294967296",
     "18446744073709551615",
     "-9223372036854775808",
@@ -214,10 +216,15 @@ proptest! {
         let path = &files[which % files.len()];
         let text = mutate(&std::fs::read_to_string(path).unwrap(), &edits);
         let base = path.parent().unwrap();
-        let Ok(resolved) = resolve_text(path, &text, base, "fuzz", &Overrides::default()) else {
-            return Ok(());
-        };
-        simulate_briefly(resolved);
+        match resolve_text(path, &text, base, "fuzz", &Overrides::default()) {
+            Ok(resolved) => simulate_briefly(resolved),
+            // Every rejection names the file and what in it is wrong.
+            Err(e) => {
+                let msg = e.to_string();
+                let file = path.display().to_string();
+                prop_assert!(msg.starts_with(&file) && msg.len() > file.len() + 2, "{msg}");
+            }
+        }
     }
 
     /// The seed's llm-d deployment (ModelService + BaseConfig ConfigMap with

@@ -179,7 +179,24 @@ pub fn resolve_text(
     if let Some(d) = &overrides.deployment {
         sc.deployment = Some(d.clone());
     }
-    let import_warnings: Vec<String> = super::modelservice::expand_deployment(&mut sc, base_dir)?
+    let from_file = overrides.deployment.is_none();
+    let import_warnings: Vec<String> = super::modelservice::expand_deployment(&mut sc, base_dir)
+        .map_err(|e| match (&sc.deployment, e.line) {
+            // A file the scenario names but that cannot be read: say which field named it.
+            (Some(d), None) if from_file && e.message.starts_with("cannot read") => {
+                let (field, value) = if e.file == base_dir.join(&d.modelservice) {
+                    ("deployment.modelservice", d.modelservice.as_str())
+                } else {
+                    ("deployment.configmap", d.configmap.as_deref().unwrap_or(""))
+                };
+                ctx.err(
+                    field,
+                    Some(value),
+                    format!("{}: {}", e.file.display(), e.message),
+                )
+            }
+            _ => e,
+        })?
         .iter()
         .map(ToString::to_string)
         .collect();

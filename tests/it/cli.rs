@@ -221,6 +221,25 @@ fn bad_router_and_arrival_fields_name_their_path_and_line() {
 }
 
 #[test]
+fn a_missing_deployment_file_names_the_scenario_field_that_points_to_it() {
+    let d = tmp("bad-deployment");
+    let seed = root().join("scenarios/seed");
+    let body = format!(
+        "name: t\ndeployment:\n  modelservice: {}\n  configmap: {}\nworkload: {{random: {{}}, num_requests: 1}}\n",
+        seed.join("modelservice.yaml").display(),
+        d.join("absent-configmap.yaml").display()
+    );
+    let p = write_scenario(&d, &body);
+    let (code, err) = run_err(&["run", p.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("s.yaml:4: deployment.configmap: ")
+            && err.contains("absent-configmap.yaml: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
 fn malformed_trace_line_is_reported_with_file_and_line() {
     let d = tmp("badtrace");
     let trace = d.join("t.jsonl");
