@@ -150,7 +150,13 @@ pub(crate) fn from_serde(file: &Path, text: &str, e: &serde_yaml_ng::Error) -> S
                 }
             };
         }
-        format!("{path}: {rest}")
+        match line.and_then(|l| value_key_below(text, l, rest)) {
+            Some((l, key)) => {
+                line = Some(l);
+                format!("{path}: `{key}`: {rest}")
+            }
+            None => format!("{path}: {rest}"),
+        }
     };
     ScenarioError {
         file: file.to_path_buf(),
@@ -158,6 +164,45 @@ pub(crate) fn from_serde(file: &Path, text: &str, e: &serde_yaml_ng::Error) -> S
         field: String::new(),
         message: with_suggestion(&message),
     }
+}
+
+/// Inside a section serde buffers (`step_time:`, tagged by `model:`) an
+/// "invalid type/value" error names neither the field nor its line, only
+/// the offending value: the first `key: value` line at or below `from_line`
+/// holding that value, and its key. None when `from_line` holds the value
+/// itself (serde's line is already right) or nothing matches.
+fn value_key_below(text: &str, from_line: usize, rest: &str) -> Option<(usize, String)> {
+    if !rest.starts_with("invalid ") {
+        return None;
+    }
+    let open = rest.find(['"', '`'])?;
+    let close = rest[open + 1..].find(&rest[open..=open])? + open + 1;
+    let value = &rest[open + 1..close];
+    if value.is_empty() {
+        return None;
+    }
+    let key_at = |line: &str| -> Option<String> {
+        let mut from = 0;
+        while let Some(i) = line[from..].find(": ") {
+            let at = from + i;
+            let v = line[at + 2..].trim_start().trim_start_matches(['"', '\'']);
+            let ends = v.strip_prefix(value).is_some_and(|tail| {
+                tail.is_empty() || tail.starts_with(['"', '\'', ',', '}', ' ', '#'])
+            });
+            if ends {
+                let start = line[..at].rfind([' ', '{', ',', '-']).map_or(0, |j| j + 1);
+                return Some(line[start..at].to_string()).filter(|k| !k.is_empty());
+            }
+            from = at + 2;
+        }
+        None
+    };
+    let mut lines = text.lines().enumerate().skip(from_line.saturating_sub(1));
+    let (_, first) = lines.next()?;
+    if key_at(first).is_some() {
+        return None;
+    }
+    lines.find_map(|(i, l)| key_at(l).map(|k| (i + 1, k)))
 }
 
 /// Splits "a.b: c[0].d: message" into ("a.b.c[0].d", "message").
@@ -249,6 +294,24 @@ mod tests {
             se.to_string()
                 .starts_with("s.yaml:2: workload.n: invalid type"),
             "{se}"
+        );
+    }
+
+    #[test]
+    fn a_bad_value_inside_a_buffered_section_is_named_by_its_key_and_line() {
+        let text = "pods:\n  - count: 1\n    step_time: {model: roofline, mfu_prefill: abc}\n";
+        let rest = "invalid type: string \"abc\", expected f64";
+        assert_eq!(
+            value_key_below(text, 1, rest),
+            Some((3, "mfu_prefill".into()))
+        );
+        // serde's own line holds the value: nothing to add.
+        assert_eq!(value_key_below(text, 3, rest), None);
+        assert_eq!(value_key_below(text, 1, "missing field `x`"), None);
+        let block = "a:\n  b:\n    t_cpu_us: \"slow\"\n";
+        assert_eq!(
+            value_key_below(block, 1, "invalid type: string \"slow\", expected f64"),
+            Some((3, "t_cpu_us".into()))
         );
     }
 
