@@ -2,6 +2,7 @@
 //! [`crate::epp`] from scraped pod metrics and the lagging KV-block index,
 //! runs a scheduling cycle, and keeps the decision log.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::key_spaces::{IndexKeys, KeySpaces, PerPodKeys};
@@ -126,6 +127,9 @@ pub struct EppRouter {
     n_decisions: u64,
     n_stale: u64,
     warnings: Vec<String>,
+    /// Session id → the pod its last request went to: the `x-session-token`
+    /// the response carried back, which the client sends on its next turn.
+    session_pod: HashMap<u64, u32>,
 }
 
 /// A prompt as the approximate prefix scorer sees it: chunks of token ids.
@@ -228,6 +232,7 @@ impl EppRouter {
             n_decisions: 0,
             n_stale: 0,
             warnings,
+            session_pod: HashMap::new(),
         }
     }
 
@@ -308,7 +313,10 @@ impl EppRouter {
                 }
             })
             .collect();
-        let sid = req.session_id.map(|s| s.to_string());
+        let session_token = req
+            .session_id
+            .and_then(|s| self.session_pod.get(&s))
+            .map(|&p| self.names[p as usize].as_str());
         let prompt = SimPrompt(&req.prompt);
         let rv = RequestView {
             id: req.id,
@@ -316,7 +324,7 @@ impl EppRouter {
             n_prompt_tokens: req.prompt.n_tokens(),
             block_keys: self.spaces.request_keys(),
             prompt: &prompt,
-            session_token: sid.as_deref(),
+            session_token,
             cache_salt: req.cache_salt.as_deref(),
         };
         let res = {
@@ -367,6 +375,9 @@ impl EppRouter {
         }
         let target = res.primary_target()?.0;
         let prefill = res.prefill_target().map(|e| e.0).filter(|&p| p != target);
+        if let Some(s) = req.session_id {
+            self.session_pod.insert(s, target);
+        }
         self.in_flight[target as usize].0 += 1;
         self.in_flight[target as usize].1 += req.prompt.n_tokens() as u64 + req.output_len as u64;
         self.n_decisions += 1;

@@ -263,3 +263,42 @@ workload:
         per_pod.iter().filter(|&&n| n == 0).count()
     );
 }
+
+#[test]
+fn session_affinity_keeps_each_session_on_the_pod_its_first_turn_got() {
+    let d = tmp("session");
+    let scenario = "pods:
+  - {name: pod, count: 4, gpu: H100, model: Llama-3.1-8B}
+router:
+  type: epp
+  decision_log: true
+  config:
+    plugins: [{type: session-affinity-scorer}, {type: max-score-picker}]
+    schedulingProfiles:
+      - name: default
+        plugins: [{pluginRef: session-affinity-scorer}, {pluginRef: max-score-picker}]
+workload:
+  chat:
+    num_sessions: 10
+    turns: {uniform: {min: 3, max: 4}}
+    system_prompt_len: 256
+    user_len: {uniform: {min: 50, max: 100}}
+    output_len: {uniform: {min: 20, max: 40}}
+    think_time_ms: {exponential: {mean: 1000}}
+  arrivals: {type: poisson, rate_per_s: 2}
+";
+    let (summary, routing) = run(&d, scenario);
+    let n = summary["requests_total"].as_u64().unwrap();
+    assert!(n >= 30, "{n} requests");
+    let picked: Vec<&str> = routing
+        .lines()
+        .filter(|l| l.split(',').nth(4) == Some("true"))
+        .collect();
+    assert_eq!(picked.len() as u64, n);
+    // Every turn after a session's first carries the token of its pod.
+    let sticky = picked
+        .iter()
+        .filter(|l| l.contains("session-affinity-scorer=1.0000"))
+        .count() as u64;
+    assert_eq!(sticky, n - 10, "{routing}");
+}
