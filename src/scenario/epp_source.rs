@@ -14,7 +14,7 @@ use super::k8s::{
     field, get, keys, read_containers, read_env, scalar, split_documents, ContainerIn, EnvIn,
     Notes, Origin, Src,
 };
-use crate::epp::config::env::ENV_SCORERS;
+use crate::epp::config::env;
 
 /// The pod template of a BaseConfig deployment.
 #[derive(Clone, Debug)]
@@ -456,7 +456,7 @@ fn classify_epp_env(env: &[EnvIn], notes: &mut Notes) {
         } else if n == "HF_TOKEN" {
             notes.ok(&e.at, format!("{n}: does not affect the simulation"));
         } else {
-            let known: Vec<String> = ENV_SCORERS.iter().map(|s| format!("ENABLE_{s}")).collect();
+            let known = env::known_vars();
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             let hint = super::error::nearest(n, &known)
                 .map(|s| format!("; did you mean {s}?"))
@@ -471,31 +471,7 @@ fn classify_epp_env(env: &[EnvIn], notes: &mut Notes) {
 
 /// Whether the ENV-era mapping (`epp::config::env`) reads `name`.
 pub fn is_epp_env(name: &str) -> bool {
-    const PLAIN: &[&str] = &[
-        "PD_ENABLED",
-        "PD_PROMPT_LEN_THRESHOLD",
-        "KVCACHE_INDEXER_REDIS_ADDR",
-        "PREFILL_KVCACHE_INDEXER_REDIS_ADDR",
-        "LOAD_AWARE_SCORER_QUEUE_THRESHOLD",
-        "PREFIX_CACHE_HASH_BLOCK_SIZE",
-        "PREFIX_CACHE_MAX_PREFIX_BLOCKS",
-        "PREFIX_CACHE_LRU_CAPACITY_PER_SERVER",
-    ];
-    if PLAIN.contains(&name) {
-        return true;
-    }
-    let stem = name
-        .strip_prefix("PREFILL_ENABLE_")
-        .or(name.strip_prefix("DECODE_ENABLE_"))
-        .or(name.strip_prefix("ENABLE_"))
-        .or_else(|| {
-            name.strip_suffix("_WEIGHT").map(|s| {
-                s.strip_prefix("PREFILL_")
-                    .or(s.strip_prefix("DECODE_"))
-                    .unwrap_or(s)
-            })
-        });
-    stem.is_some_and(|s| ENV_SCORERS.contains(&s))
+    name != "HF_TOKEN" && env::is_known_var(name)
 }
 
 /// Go `time.ParseDuration` for the simple forms (`50ms`, `1s`, `250us`, `1m`), in ms.

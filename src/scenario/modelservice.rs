@@ -1036,17 +1036,24 @@ impl Importer {
                 .map(|e| e.at.clone())
                 .unwrap_or_else(|| epp.env[0].at.clone());
             for w in loaded.warnings {
-                self.notes.warn(first, w);
+                // Warnings name their variable first: put them at its line.
+                let at = literal
+                    .iter()
+                    .rev()
+                    .find(|e| {
+                        w.strip_prefix(e.name.as_str())
+                            .is_some_and(|t| t.starts_with([':', '=']))
+                    })
+                    .map_or(first, |e| &e.at);
+                self.notes.warn(at, w);
             }
             pd = literal
                 .iter()
                 .rev()
                 .find(|e| e.name == "PD_ENABLED")
                 .map(|e| {
-                    let on = matches!(
-                        e.value.as_deref(),
-                        Some("1" | "t" | "T" | "TRUE" | "true" | "True")
-                    );
+                    // llm-d enables P/D only on the exact string.
+                    let on = e.value.as_deref() == Some("true");
                     (
                         on,
                         e.at.clone(),

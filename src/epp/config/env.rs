@@ -9,6 +9,11 @@
 //! (100 characters). Decode and prefill get separate scorer instances (the
 //! prefill ones are named `prefill-<type>`), as the ENV era ran two schedulers.
 //!
+//! Values are read as llm-d's `pkg/config` reads them: a switch is on only
+//! for the exact string `true`, and an integer that does not parse is the
+//! default (both warned). Variables the scheduler does not read are warned
+//! with the nearest known name; GIE's own EPP variables are named as such.
+//!
 //! `PREFIX_AWARE_SCORER` without any `PREFIX_CACHE_*` variable stands for
 //! llm-d's own ≤ v0.1 prefix store; it is approximated by the GIE-style
 //! prefix scorer with 256-character blocks and a 500k-block LRU per pod.
@@ -106,44 +111,48 @@ impl Env<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Go `strconv.ParseBool`.
-    fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
-            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
-            Some(v) => Err(ConfigError::EnvValue {
-                name: name.into(),
-                value: v.into(),
-                expected: "a boolean",
-            }),
+    /// llm-d's `GetEnvString(name, "false") == "true"`: only the exact
+    /// string enables; anything else is false (warned, as it is surely meant
+    /// otherwise).
+    fn enabled(&self, name: &str, warnings: &mut Vec<String>) -> Option<bool> {
+        let v = self.get(name)?;
+        if v != "true" && v != "false" {
+            warnings.push(format!(
+                "{name}={v}: llm-d enables only on the exact string \"true\"; taken as false"
+            ));
         }
+        Some(v == "true")
     }
 
-    fn f64(&self, name: &str) -> Result<Option<f64>, ConfigError> {
-        self.parsed(name, "a number")
+    /// llm-d's `GetEnvInt(name, default)`: `strconv.Atoi`, and the default
+    /// when the value does not parse (warned).
+    fn int(&self, name: &str, default: i64, warnings: &mut Vec<String>) -> Option<i64> {
+        let v = self.get(name)?;
+        Some(v.parse().unwrap_or_else(|_| {
+            warnings.push(format!(
+                "{name}={v}: not an integer; llm-d uses the default {default}"
+            ));
+            default
+        }))
     }
 
-    fn u64(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        self.parsed(name, "a non-negative integer")
-    }
-
-    fn parsed<T: std::str::FromStr>(
+    /// As [`Env::int`], for counts and sizes: negative is an error.
+    fn count(
         &self,
         name: &str,
-        expected: &'static str,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some(v) = self.get(name) else {
-            return Ok(None);
-        };
-        v.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ConfigError::EnvValue {
-                name: name.into(),
-                value: v.into(),
-                expected,
-            })
+        default: u64,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<u64>, ConfigError> {
+        match self.int(name, default as i64, warnings) {
+            None => Ok(None),
+            Some(n) => u64::try_from(n)
+                .map(Some)
+                .map_err(|_| ConfigError::EnvValue {
+                    name: name.into(),
+                    value: n.to_string(),
+                    expected: "a non-negative integer",
+                }),
+        }
     }
 }
 
@@ -198,14 +207,16 @@ fn scorer_plugin(
             ("precise-prefix-cache-scorer", params)
         }
         "LOAD_AWARE_SCORER" => {
-            let t = env.u64("LOAD_AWARE_SCORER_QUEUE_THRESHOLD")?.unwrap_or(128);
+            let t = env
+                .count("LOAD_AWARE_SCORER_QUEUE_THRESHOLD", 128, warnings)?
+                .unwrap_or(128);
             ("load-aware-scorer", Some(map(vec![("threshold", num(t))])))
         }
         "SESSION_AWARE_SCORER" => ("session-affinity-scorer", None),
         "PREFIX_AWARE_SCORER" => {
-            let block = env.u64("PREFIX_CACHE_HASH_BLOCK_SIZE")?;
-            let max = env.u64("PREFIX_CACHE_MAX_PREFIX_BLOCKS")?;
-            let lru = env.u64("PREFIX_CACHE_LRU_CAPACITY_PER_SERVER")?;
+            let block = env.count("PREFIX_CACHE_HASH_BLOCK_SIZE", 64, warnings)?;
+            let max = env.count("PREFIX_CACHE_MAX_PREFIX_BLOCKS", 256, warnings)?;
+            let lru = env.count("PREFIX_CACHE_LRU_CAPACITY_PER_SERVER", 31_250, warnings)?;
             let mut p = if block.is_none() && max.is_none() && lru.is_none() {
                 warnings.push("PREFIX_AWARE_SCORER: llm-d's own v0.1 prefix store is approximated by prefix-cache-scorer (256-char blocks, 500k-block LRU per pod)".into());
                 legacy_prefix(256, 500_000)
@@ -230,13 +241,64 @@ fn unreachable_name(name: &str) -> (&'static str, Option<Value>) {
     ("queue-scorer", None)
 }
 
+/// Variables read besides the per-scorer `ENABLE_`/`_WEIGHT` families.
+const PLAIN_VARS: &[&str] = &[
+    "PD_ENABLED",
+    "PD_PROMPT_LEN_THRESHOLD",
+    "KVCACHE_INDEXER_REDIS_ADDR",
+    "PREFILL_KVCACHE_INDEXER_REDIS_ADDR",
+    "LOAD_AWARE_SCORER_QUEUE_THRESHOLD",
+    "PREFIX_CACHE_HASH_BLOCK_SIZE",
+    "PREFIX_CACHE_MAX_PREFIX_BLOCKS",
+    "PREFIX_CACHE_LRU_CAPACITY_PER_SERVER",
+];
+
+/// Read upstream but irrelevant to routing decisions.
+const IRRELEVANT_VARS: &[&str] = &["HF_TOKEN"];
+
+/// GIE's own EPP variables (v0.3–v0.5 filter tree, v0.4 scorers): a
+/// different scheduler, not modelled.
+const GIE_VARS: &[&str] = &[
+    "KV_CACHE_THRESHOLD",
+    "QUEUE_THRESHOLD_CRITICAL",
+    "QUEUING_THRESHOLD_LORA",
+    "LORA_AFFINITY_THRESHOLD",
+    "ENABLE_PREFIX_CACHE_SCHEDULING",
+    "QUEUE_SCORE_WEIGHT",
+    "KV_CACHE_SCORE_WEIGHT",
+    "PREFIX_CACHE_SCORE_WEIGHT",
+    "PREFIX_CACHE_LRU_CAPACITY",
+];
+
+/// Every variable the ENV-era mapping reads or knows to be irrelevant.
+pub fn known_vars() -> Vec<String> {
+    let mut v: Vec<String> = PLAIN_VARS
+        .iter()
+        .chain(IRRELEVANT_VARS)
+        .map(|s| s.to_string())
+        .collect();
+    for n in ENV_SCORERS {
+        for p in ["", "PREFILL_", "DECODE_"] {
+            v.push(format!("{p}ENABLE_{n}"));
+            v.push(format!("{p}{n}_WEIGHT"));
+        }
+    }
+    v.extend(ENV_FILTERS.iter().map(|f| format!("ENABLE_{f}")));
+    v
+}
+
+/// Whether the ENV-era mapping reads `name` (or knows it to be irrelevant).
+pub fn is_known_var(name: &str) -> bool {
+    known_vars().iter().any(|k| k == name)
+}
+
 /// Maps env vars to an `EndpointPickerConfig` document plus warnings.
 pub fn env_to_document(
     vars: &[(String, String)],
 ) -> Result<(EndpointPickerConfig, Vec<String>), ConfigError> {
     let env = Env(vars);
     let mut warnings = Vec::new();
-    let pd = env.bool("PD_ENABLED")?.unwrap_or(false);
+    let pd = env.enabled("PD_ENABLED", &mut warnings).unwrap_or(false);
     let mut plugins: Vec<PluginSpec> = Vec::new();
     let mut profiles: Vec<ProfileSpec> = Vec::new();
     let stages: &[(&str, bool)] = if pd {
@@ -265,16 +327,16 @@ pub fn env_to_document(
         for name in ENV_SCORERS {
             let (enable, weight) = if prefill {
                 (
-                    env.bool(&format!("PREFILL_ENABLE_{name}"))?,
-                    env.f64(&format!("PREFILL_{name}_WEIGHT"))?,
+                    env.enabled(&format!("PREFILL_ENABLE_{name}"), &mut warnings),
+                    env.int(&format!("PREFILL_{name}_WEIGHT"), 1, &mut warnings),
                 )
             } else {
                 let e = env
-                    .bool(&format!("ENABLE_{name}"))?
-                    .or(env.bool(&format!("DECODE_ENABLE_{name}"))?);
+                    .enabled(&format!("ENABLE_{name}"), &mut warnings)
+                    .or(env.enabled(&format!("DECODE_ENABLE_{name}"), &mut warnings));
                 let w = env
-                    .f64(&format!("{name}_WEIGHT"))?
-                    .or(env.f64(&format!("DECODE_{name}_WEIGHT"))?);
+                    .int(&format!("{name}_WEIGHT"), 1, &mut warnings)
+                    .or(env.int(&format!("DECODE_{name}_WEIGHT"), 1, &mut warnings));
                 (e, w)
             };
             if enable != Some(true) {
@@ -293,7 +355,7 @@ pub fn env_to_document(
             });
             refs.push(PluginRef {
                 plugin_ref: instance,
-                weight: Some(weight.unwrap_or(1.0)),
+                weight: Some(weight.unwrap_or(1) as f64),
             });
         }
         refs.push(PluginRef {
@@ -311,8 +373,12 @@ pub fn env_to_document(
         parameters: None,
     });
     if pd {
-        let threshold = env.u64("PD_PROMPT_LEN_THRESHOLD")?.unwrap_or(100);
-        let block = env.u64("PREFIX_CACHE_HASH_BLOCK_SIZE")?.unwrap_or(64);
+        let threshold = env
+            .count("PD_PROMPT_LEN_THRESHOLD", 100, &mut warnings)?
+            .unwrap_or(100);
+        let block = env
+            .count("PREFIX_CACHE_HASH_BLOCK_SIZE", 64, &mut warnings)?
+            .unwrap_or(64);
         plugins.push(PluginSpec {
             name: None,
             type_name: "pd-profile-handler".into(),
@@ -324,26 +390,31 @@ pub fn env_to_document(
     }
     for (n, _) in vars {
         if let Some(f) = ENV_FILTERS.iter().find(|f| n == &format!("ENABLE_{f}")) {
-            if env.bool(n)? == Some(true) {
+            if env.enabled(n, &mut warnings) == Some(true) {
                 warnings.push(format!(
                     "{n}: the GIE filter {f} is not modelled and is ignored"
                 ));
             }
             continue;
         }
-        let stem = n
-            .strip_prefix("PREFILL_ENABLE_")
-            .or(n.strip_prefix("DECODE_ENABLE_"))
-            .or(n.strip_prefix("ENABLE_"));
-        if let Some(stem) = stem {
-            if !ENV_SCORERS.contains(&stem) {
-                let hint = suggest(stem, ENV_SCORERS)
-                    .map(|s| format!("; did you mean {s}?"))
-                    .unwrap_or_default();
-                warnings.push(format!("{n}: unknown scorer {stem}, ignored{hint}"));
-            }
+        if is_known_var(n) {
+            continue;
         }
+        let what = if GIE_VARS.contains(&n.as_str()) {
+            "a variable of GIE's own EPP, not of llm-d's ENV-era scheduler; ignored".to_string()
+        } else {
+            let known = known_vars();
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            let hint = suggest(n, &known)
+                .map(|s| format!("; did you mean {s}?"))
+                .unwrap_or_default();
+            format!("not a variable the llm-d scheduler reads; ignored{hint}")
+        };
+        warnings.push(format!("{n}: {what}"));
     }
+    // A variable read twice (e.g. PREFIX_CACHE_HASH_BLOCK_SIZE) warns once.
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
     let doc = EndpointPickerConfig {
         api_version: Some(API_VERSIONS[0].into()),
         kind: Some("EndpointPickerConfig".into()),

@@ -181,12 +181,69 @@ fn env_deployer_defaults_without_pd() {
     assert!(
         l.warnings
             .iter()
-            .any(|w| w.contains("did you mean SESSION_AWARE_SCORER")),
+            .any(|w| w.contains("did you mean ENABLE_SESSION_AWARE_SCORER?")),
         "{:?}",
         l.warnings
     );
-    let bad = vec![("PD_ENABLED".to_string(), "yes".to_string())];
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// llm-d's config.go: `GetEnvString(..) == "true"` enables, `GetEnvInt`
+/// falls back to the default when the value does not parse.
+#[test]
+fn env_values_parse_as_llm_d_reads_them() {
+    let l = from_env(&env(&[
+        ("ENABLE_LOAD_AWARE_SCORER", "True"),
+        ("ENABLE_PREFIX_AWARE_SCORER", "true"),
+        ("PREFIX_AWARE_SCORER_WEIGHT", "2.5"),
+        ("PD_ENABLED", "1"),
+    ]))
+    .unwrap();
+    let s = profile_summary(&l);
+    assert_eq!(s.len(), 1, "PD_ENABLED=1 is not true: {s:?}");
+    assert_eq!(s[0].2, vec![("prefix-cache-scorer".into(), 1.0)]);
+    let warned = |needle: &str| l.warnings.iter().any(|w| w.contains(needle));
+    assert!(
+        warned("ENABLE_LOAD_AWARE_SCORER=True: llm-d enables only"),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        warned("PD_ENABLED=1: llm-d enables only"),
+        "{:?}",
+        l.warnings
+    );
+    assert!(warned(
+        "PREFIX_AWARE_SCORER_WEIGHT=2.5: not an integer; llm-d uses the default 1"
+    ));
+    let bad = env(&[("PD_PROMPT_LEN_THRESHOLD", "-3"), ("PD_ENABLED", "true")]);
     assert!(matches!(from_env(&bad), Err(ConfigError::EnvValue { .. })));
+}
+
+#[test]
+fn unknown_env_vars_warn_with_the_nearest_name() {
+    let l = from_env(&env(&[
+        ("ENABLE_KVCACHE_AWARE_SCORER", "true"),
+        ("KVCACHE_AWARE_SCORER_WEIGTH", "3"),
+        ("PD_ENABLD", "true"),
+        ("QUEUE_SCORE_WEIGHT", "1"),
+        ("HF_TOKEN", "x"),
+    ]))
+    .unwrap();
+    let w = l.warnings.join("\n");
+    assert!(w.contains("KVCACHE_AWARE_SCORER_WEIGTH: not a variable the llm-d scheduler reads; ignored; did you mean KVCACHE_AWARE_SCORER_WEIGHT?"), "{w}");
+    assert!(w.contains("PD_ENABLD: not a variable the llm-d scheduler reads; ignored; did you mean PD_ENABLED?"), "{w}");
+    assert!(
+        w.contains("QUEUE_SCORE_WEIGHT: a variable of GIE's own EPP"),
+        "{w}"
+    );
+    assert!(!w.contains("HF_TOKEN"), "{w}");
 }
 
 #[test]
