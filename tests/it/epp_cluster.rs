@@ -302,3 +302,47 @@ workload:
         .count() as u64;
     assert_eq!(sticky, n - 10, "{routing}");
 }
+
+/// ENV-era P/D ran decode and prefill as two schedulers, each recording its
+/// own pick: the prefill profile's prefix scorer must learn prefill pods.
+#[test]
+fn env_era_prefill_prefix_scorer_learns_the_prefill_pods() {
+    let d = tmp("env-pd");
+    let scenario = "pods:
+  - {name: decode, role: decode, count: 2, gpu: H100, model: Llama-3.2-1B}
+  - {name: prefill, role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B}
+pd: {enabled: true, connector: nixlv2}
+router:
+  type: epp
+  decision_log: true
+  env:
+    - {name: PD_ENABLED, value: \"true\"}
+    - {name: PD_PROMPT_LEN_THRESHOLD, value: \"10\"}
+    - {name: ENABLE_PREFIX_AWARE_SCORER, value: \"true\"}
+    - {name: PREFILL_ENABLE_PREFIX_AWARE_SCORER, value: \"true\"}
+workload:
+  shared_prefix:
+    num_groups: 4
+    num_prompts_per_group: 8
+    system_prompt_len: 2048
+    question_len: 256
+    output_len: 16
+  arrivals: {type: poisson, rate_per_s: 4}
+  num_requests: 32
+";
+    let (_, routing) = run(&d, scenario);
+    let prefill_picks: Vec<&str> = routing
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            f[2] == "prefill" && f[4] == "true"
+        })
+        .collect();
+    assert_eq!(prefill_picks.len(), 32);
+    // Every request after its group's first finds its prefix on a prefill pod.
+    let hits = prefill_picks
+        .iter()
+        .filter(|l| l.contains("prefill-prefix-cache-scorer=1.0000"))
+        .count();
+    assert_eq!(hits, 32 - 4, "{routing}");
+}

@@ -182,7 +182,10 @@ fn scorer_plugin(
             ("lruCapacityPerServer", num(lru)),
             ("autoTune", Value::Bool(false)),
             ("hashPartialTail", Value::Bool(false)),
-            ("indexPrefillTarget", Value::Bool(false)),
+            (
+                "indexTargets",
+                Value::String(if prefill { "prefill" } else { "primary" }.into()),
+            ),
         ])
     };
     Ok(match name {
@@ -218,8 +221,12 @@ fn scorer_plugin(
             let max = env.count("PREFIX_CACHE_MAX_PREFIX_BLOCKS", 256, warnings)?;
             let lru = env.count("PREFIX_CACHE_LRU_CAPACITY_PER_SERVER", 31_250, warnings)?;
             let mut p = if block.is_none() && max.is_none() && lru.is_none() {
-                warnings.push("PREFIX_AWARE_SCORER: llm-d's own v0.1 prefix store is approximated by prefix-cache-scorer (256-char blocks, 500k-block LRU per pod)".into());
-                legacy_prefix(256, 500_000)
+                warnings.push("PREFIX_AWARE_SCORER: llm-d's own v0.1 prefix store is approximated by prefix-cache-scorer (256-char blocks, 500k-block LRU per pod, min-max normalised)".into());
+                let mut p = legacy_prefix(LEGACY_BLOCK_CHARS, 500_000);
+                if let Value::Mapping(m) = &mut p {
+                    m.insert("normalization".into(), "min-max".into());
+                }
+                p
             } else {
                 legacy_prefix(block.unwrap_or(64), lru.unwrap_or(31_250))
             };
@@ -240,6 +247,9 @@ fn unreachable_name(name: &str) -> (&'static str, Option<Value>) {
     debug_assert!(false, "unknown env scorer {name}");
     ("queue-scorer", None)
 }
+
+/// Block size of llm-d's own ≤ v0.1 prefix store, in characters.
+const LEGACY_BLOCK_CHARS: u64 = 256;
 
 /// Variables read besides the per-scorer `ENABLE_`/`_WEIGHT` families.
 const PLAIN_VARS: &[&str] = &[
@@ -376,9 +386,17 @@ pub fn env_to_document(
         let threshold = env
             .count("PD_PROMPT_LEN_THRESHOLD", 100, &mut warnings)?
             .unwrap_or(100);
+        // The handler counts cached characters in the prefix scorer's blocks.
+        let legacy_store = plugins.iter().any(|p| {
+            p.parameters
+                .as_ref()
+                .and_then(|m| m.get("hashBlockSize"))
+                .and_then(Value::as_u64)
+                == Some(LEGACY_BLOCK_CHARS)
+        });
         let block = env
             .count("PREFIX_CACHE_HASH_BLOCK_SIZE", 64, &mut warnings)?
-            .unwrap_or(64);
+            .unwrap_or(if legacy_store { LEGACY_BLOCK_CHARS } else { 64 });
         plugins.push(PluginSpec {
             name: None,
             type_name: "pd-profile-handler".into(),

@@ -12,7 +12,7 @@ use crate::epp::picker::random::RandomPicker;
 use crate::epp::picker::weighted_random::WeightedRandomPicker;
 use crate::epp::plugin::Plugin;
 use crate::epp::scorer::active_request::{ActiveRequestMode, ActiveRequestScorer};
-use crate::epp::scorer::approx_prefix::{ApproxPrefixConfig, ApproxPrefixScorer};
+use crate::epp::scorer::approx_prefix::{ApproxPrefixConfig, ApproxPrefixScorer, IndexedTargets};
 use crate::epp::scorer::kv_cache_utilization::KvCacheUtilizationScorer;
 use crate::epp::scorer::load_aware::LoadAwareScorer;
 use crate::epp::scorer::lora_affinity::LoraAffinityScorer;
@@ -197,35 +197,53 @@ fn scorer(type_name: &str, p: &mut Params<'_>) -> Result<Option<Built>, ConfigEr
         }
         "prefix-cache-scorer" if p_mode_is_tracking(p)? => precise(p),
         "prefix-cache-scorer" => {
-            let d = ApproxPrefixConfig::default();
-            let chars = p.u64("hashBlockSize")?;
-            let tokens_head = p.u64("blockSizeTokens")?;
-            let tokens_alt = p.u64("blockSize")?;
-            let tokens = tokens_head.or(tokens_alt);
-            let block = match (tokens, chars) {
-                (Some(t), _) => t,
-                (None, Some(c)) => (c / crate::epp::view::CHARS_PER_TOKEN).max(1),
-                (None, None) => u64::from(d.block_size_tokens),
-            };
-            let cfg = ApproxPrefixConfig {
-                block_size_tokens: block.clamp(1, u64::from(u32::MAX)) as u32,
-                max_prefix_blocks: p
-                    .u64("maxPrefixBlocksToMatch")?
-                    .map_or(d.max_prefix_blocks, |v| v as usize),
-                lru_capacity_per_server: p
-                    .u64("lruCapacityPerServer")?
-                    .map_or(d.lru_capacity_per_server, |v| v as usize),
-                auto_tune: p.bool("autoTune")?.unwrap_or(d.auto_tune),
-                hash_partial_tail: p.bool("hashPartialTail")?.unwrap_or(d.hash_partial_tail),
-                index_prefill_target: p
-                    .bool("indexPrefillTarget")?
-                    .unwrap_or(d.index_prefill_target),
-            };
+            let cfg = approx_prefix_config(p)?;
             plain(Box::new(ApproxPrefixScorer::new(cfg)))
         }
         "precise-prefix-cache-scorer" | "kvcache-aware-scorer" => precise(p),
         _ => Ok(None),
     }
+}
+
+/// `prefix-cache-scorer` parameters of every era.
+fn approx_prefix_config(p: &mut Params<'_>) -> Result<ApproxPrefixConfig, ConfigError> {
+    let d = ApproxPrefixConfig::default();
+    // `hashBlockSize` (GIE) and `blockSize` (Y1) count characters,
+    // `blockSizeTokens` (HEAD) tokens.
+    let chars = p.u64("hashBlockSize")?.or(p.u64("blockSize")?);
+    let tokens = p.u64("blockSizeTokens")?;
+    let block = match (tokens, chars) {
+        (Some(t), _) => t,
+        (None, Some(c)) => (c / crate::epp::view::CHARS_PER_TOKEN).max(1),
+        (None, None) => u64::from(d.block_size_tokens),
+    };
+    // A character size is a pre-autoTune config: keep its block size.
+    let auto_tune_default = d.auto_tune && (chars.is_none() || tokens.is_some());
+    Ok(ApproxPrefixConfig {
+        block_size_tokens: block.clamp(1, u64::from(u32::MAX)) as u32,
+        max_prefix_blocks: p
+            .u64("maxPrefixBlocksToMatch")?
+            .map_or(d.max_prefix_blocks, |v| v as usize),
+        lru_capacity_per_server: p
+            .u64("lruCapacityPerServer")?
+            .map_or(d.lru_capacity_per_server, |v| v as usize),
+        auto_tune: p.bool("autoTune")?.unwrap_or(auto_tune_default),
+        hash_partial_tail: p.bool("hashPartialTail")?.unwrap_or(d.hash_partial_tail),
+        indexed_targets: match p.choice(
+            "indexTargets",
+            &["primary", "primary-and-prefill", "prefill"],
+        )? {
+            Some("primary") => IndexedTargets::Primary,
+            Some("prefill") => IndexedTargets::Prefill,
+            Some(_) => IndexedTargets::PrimaryAndPrefill,
+            None => d.indexed_targets,
+        },
+        normalization: match p.choice("normalization", &["absolute", "min-max"])? {
+            Some("min-max") => Normalization::MinMax,
+            Some(_) => Normalization::Absolute,
+            None => d.normalization,
+        },
+    })
 }
 
 /// v0.2 `prefix-cache-scorer` with `mode: cache_tracking` is the precise scorer.
@@ -443,4 +461,33 @@ fn decider(type_name: &str, p: &mut Params<'_>) -> Result<Option<PdDecider>, Con
         }),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approx(yaml: &str) -> ApproxPrefixConfig {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        approx_prefix_config(&mut Params::new("prefix-cache-scorer", Some(&v)).unwrap()).unwrap()
+    }
+
+    /// Spec §3.1: `B = blockSizeTokens * 4` chars at HEAD (auto-tuned),
+    /// `blockSize` = 64 chars in Y1, which had no autoTune.
+    #[test]
+    fn approx_block_sizes_by_era() {
+        let y1 = approx("{blockSize: 64}");
+        assert_eq!((y1.block_size_tokens, y1.auto_tune), (16, false));
+        let gie = approx("{hashBlockSize: 256}");
+        assert_eq!((gie.block_size_tokens, gie.auto_tune), (64, false));
+        let head = approx("{blockSizeTokens: 32}");
+        assert_eq!((head.block_size_tokens, head.auto_tune), (32, true));
+        let pinned = approx("{blockSize: 64, autoTune: true}");
+        assert!(pinned.auto_tune);
+        let d = approx("{}");
+        assert_eq!(d, ApproxPrefixConfig::default());
+        let ll = approx("{normalization: min-max, indexTargets: prefill}");
+        assert_eq!(ll.normalization, Normalization::MinMax);
+        assert_eq!(ll.indexed_targets, IndexedTargets::Prefill);
+    }
 }

@@ -17,6 +17,7 @@
 //! the `prefill` profile's target.
 
 use super::approx_index::ApproxIndex;
+use super::precise_prefix::Normalization;
 use crate::epp::plugin::{
     CycleState, Plugin, PreRequest, PreRequestContext, PrefixMatchInfo, PrefixSource,
     SchedulingContext, Scorer, ScorerCategory,
@@ -39,8 +40,23 @@ pub struct ApproxPrefixConfig {
     pub auto_tune: bool,
     /// Hash the trailing partial block (HEAD since Apr 2026).
     pub hash_partial_tail: bool,
-    /// Also index the `prefill` profile's target (GIE ≥ v1.3).
-    pub index_prefill_target: bool,
+    /// Which picks PreRequest records in the index.
+    pub indexed_targets: IndexedTargets,
+    /// `Absolute`: `matched / total` (GIE); `MinMax`: min-max over the pods
+    /// with a match, as llm-d's own ≤ v0.1 prefix store.
+    pub normalization: Normalization,
+}
+
+/// The targets whose prompt PreRequest adds to the index.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IndexedTargets {
+    /// The primary (decode) target only (GIE < v1.3).
+    Primary,
+    /// The primary target and the `prefill` profile's (GIE ≥ v1.3).
+    PrimaryAndPrefill,
+    /// The `prefill` profile's target only: the prefill scheduler's own
+    /// scorer in the ENV era, which ran decode and prefill as two schedulers.
+    Prefill,
 }
 
 impl Default for ApproxPrefixConfig {
@@ -51,7 +67,8 @@ impl Default for ApproxPrefixConfig {
             lru_capacity_per_server: 31_250,
             auto_tune: true,
             hash_partial_tail: true,
-            index_prefill_target: true,
+            indexed_targets: IndexedTargets::PrimaryAndPrefill,
+            normalization: Normalization::Absolute,
         }
     }
 }
@@ -174,12 +191,17 @@ impl Scorer for ApproxPrefixScorer {
             }
         }
         let total = hashes.len() as u32;
+        let matched = |e: &EndpointView<'_>| self.counts.get(&e.id).copied().unwrap_or(0);
+        // Min-max runs over the candidates with a match; the rest score 0.
+        let hitters = eps.iter().map(matched).filter(|&m| m > 0);
+        let (lo, hi) = hitters.fold((u32::MAX, 0), |(lo, hi), m| (lo.min(m), hi.max(m)));
         for (o, e) in out.iter_mut().zip(eps) {
-            let m = self.counts.get(&e.id).copied().unwrap_or(0);
-            *o = if total == 0 {
-                0.0
-            } else {
-                f64::from(m) / f64::from(total)
+            let m = matched(e);
+            *o = match self.cfg.normalization {
+                _ if total == 0 || m == 0 => 0.0,
+                Normalization::Absolute => f64::from(m) / f64::from(total),
+                Normalization::MinMax if hi == lo => 1.0,
+                Normalization::MinMax => f64::from(m - lo) / f64::from(hi - lo),
             };
             cycle.set_prefix_match(
                 PrefixSource::Approximate,
@@ -209,10 +231,10 @@ impl PreRequest for ApproxPrefixScorer {
                 self.hashes(req, bt)
             }
         };
-        let targets: Vec<EndpointId> = if self.cfg.index_prefill_target {
-            result.primary_and_prefill_targets().collect()
-        } else {
-            result.primary_target().into_iter().collect()
+        let targets: Vec<EndpointId> = match self.cfg.indexed_targets {
+            IndexedTargets::PrimaryAndPrefill => result.primary_and_prefill_targets().collect(),
+            IndexedTargets::Primary => result.primary_target().into_iter().collect(),
+            IndexedTargets::Prefill => result.prefill_target().into_iter().collect(),
         };
         for t in targets {
             let cap = self
@@ -326,5 +348,63 @@ mod tests {
         );
         with_ctx(|ctx, c| s.score(ctx, c, &r, &e, &mut out));
         assert_eq!(out, [1.0, 1.0]);
+    }
+
+    #[test]
+    fn indexed_targets_choose_which_picks_are_recorded() {
+        let toks: Vec<u32> = (0..8).collect();
+        let p = TokenPrompt(&toks);
+        let r = req(1, &toks, &p);
+        let e = eps(2);
+        let res =
+            crate::epp::scheduler::tests_support::result_with(&[("decode", 0), ("prefill", 1)]);
+        for (targets, want) in [
+            (IndexedTargets::Primary, [1.0, 0.0]),
+            (IndexedTargets::Prefill, [0.0, 1.0]),
+            (IndexedTargets::PrimaryAndPrefill, [1.0, 1.0]),
+        ] {
+            let mut s = ApproxPrefixScorer::new(ApproxPrefixConfig {
+                block_size_tokens: 4,
+                auto_tune: false,
+                indexed_targets: targets,
+                ..Default::default()
+            });
+            let mut ctx = PreRequestContext {
+                now_ns: 0,
+                speculative_index: None,
+            };
+            s.pre_request(&mut ctx, &r, &res);
+            let mut out = [0.0; 2];
+            with_ctx(|ctx, c| s.score(ctx, c, &r, &e, &mut out));
+            assert_eq!(out, want, "{targets:?}");
+        }
+    }
+
+    /// llm-d's ≤ v0.1 store: min-max over the pods with a match; a sole
+    /// hitter gets 1, the lowest hitter 0 like a miss.
+    #[test]
+    fn min_max_normalisation_over_hitters() {
+        let mut s = ApproxPrefixScorer::new(ApproxPrefixConfig {
+            block_size_tokens: 4,
+            hash_partial_tail: false,
+            auto_tune: false,
+            normalization: Normalization::MinMax,
+            ..Default::default()
+        });
+        let toks: Vec<u32> = (0..40).collect();
+        let p = TokenPrompt(&toks);
+        let r = req(1, &toks, &p);
+        let h = s.hashes(&r, 4);
+        assert_eq!(h.len(), 10);
+        s.index.add(&h[..1], EndpointId(0), 100);
+        let e = eps(4);
+        let mut out = [0.0; 4];
+        with_ctx(|ctx, c| s.score(ctx, c, &r, &e, &mut out));
+        assert_eq!(out, [1.0, 0.0, 0.0, 0.0], "sole hitter (1 of 10 blocks)");
+        s.index.add(&h[..3], EndpointId(2), 100);
+        s.index.add(&h[..2], EndpointId(3), 100);
+        with_ctx(|ctx, c| s.score(ctx, c, &r, &e, &mut out));
+        // matches 1, 0, 3, 2 → (m − 1)/(3 − 1) over hitters
+        assert_eq!(out, [0.0, 0.0, 1.0, 0.5]);
     }
 }
