@@ -6,7 +6,7 @@ use super::kv_lag::{EventPipeline, KvEventLag};
 use super::router::Router;
 use super::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
-use crate::engine::time::SimDuration;
+use crate::engine::time::{SimDuration, SimTime};
 use crate::scenario::resolve::{resolve_text, Overrides};
 use crate::trace::request::{Prompt, TraceRequest};
 
@@ -160,7 +160,12 @@ fn simulate_requests(
         SimDuration::from_us(100),
     )
     .with_pd(resolved.build_pd())
+    .with_horizon(resolved.horizon_s.map(secs))
     .run(&mut Monotone(0))
+}
+
+fn secs(s: f64) -> SimTime {
+    SimTime(SimDuration::from_secs_f64_ceil(s).as_ns())
 }
 
 proptest! {
@@ -491,4 +496,81 @@ fn index_keys_decide_whether_differently_hashing_pods_are_found() {
     let guide = "{prefix_caching_hash_algo: sha256_cbor, python_hash_seed: \"42\"}";
     assert_eq!(index_credits(guide, Engine, "42", false), vec![true; 3]);
     assert_eq!(index_credits(guide, Engine, "41", false), vec![false; 3]);
+}
+
+/// A P/D hold timeout that never fires (the pull always comes first) stays
+/// queued long after the last step; neither it nor a horizon past the work
+/// moves the run's end, so busy fractions do not depend on it.
+#[test]
+fn run_end_and_busy_ignore_a_pending_hold_timeout() {
+    let pd = "transfer: {t_handshake_ms: 50}\n";
+    let base = simulate_with(6, 30, true, true, 300, true, pd);
+    assert_eq!(base.finished.len(), 30);
+    let busy =
+        |o: &RunOutput| -> Vec<u64> { o.pods.iter().map(|p| p.counters().busy_ns).collect() };
+    let fractions = |o: &RunOutput| -> Vec<f64> {
+        let (s, _) = crate::metrics::summary::summarize(o);
+        s.pods.iter().map(|p| p.busy_fraction).collect()
+    };
+    assert!(busy(&base).iter().all(|&b| b > 0));
+    for extra in [
+        "prefill_hold_timeout_s: 120\n",
+        "prefill_hold_timeout_s: 120\nhorizon_s: 60\n",
+    ] {
+        let out = simulate_with(6, 30, true, true, 300, true, &format!("{pd}{extra}"));
+        assert_eq!(out.finished.len(), 30, "{extra}");
+        assert_eq!(out.n_hold_timeouts, 0, "{extra}");
+        assert_eq!(out.end_time, base.end_time, "{extra}");
+        assert_eq!(busy(&out), busy(&base), "{extra}");
+        assert_eq!(fractions(&out), fractions(&base), "{extra}");
+    }
+    assert!(base.end_time < secs(1.0), "{}", base.end_time);
+}
+
+/// Two pods, 10 ms constant steps, requests at 0, 1 and 2 ms with long
+/// outputs, cut at 25 ms: pod 0 ran [0, 10], [10, 20] and is 5 ms into
+/// [20, 30]; pod 1 ran [1, 11], [11, 21] and is 4 ms into [21, 31]. Async
+/// scheduling also has the next step queued, which starts after the horizon.
+#[test]
+fn busy_time_stops_at_the_horizon() {
+    for async_sched in [false, true] {
+        let text = format!(
+            "pods:\n  - {{count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {{async_scheduling: {async_sched}}}}}\n\
+             step_time: {{model: constant, step_us: 10000}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n"
+        );
+        let resolved = resolve(&text);
+        let pods = resolved.build_pods(&RngStreams::new(1));
+        let requests = (0..3u64).map(|id| TraceRequest {
+            id,
+            arrival_ns: id * 1_000_000,
+            prompt: Prompt::HashIds {
+                ids: vec![id],
+                tokens_per_id: 64,
+                n_tokens: 64,
+            },
+            output_len: 100,
+            session_id: None,
+            cache_salt: None,
+            output_token_ids: None,
+        });
+        let routing = Routing::Simple(Router::RoundRobin { next: 0 });
+        let horizon = SimTime(25_000_000);
+        let out = Simulation::new(pods, routing, requests, SimDuration::ZERO)
+            .with_horizon(Some(horizon))
+            .run(&mut Monotone(0));
+        assert_eq!(out.end_time, horizon);
+        let got: Vec<(u64, u64)> = out
+            .pods
+            .iter()
+            .map(|p| (p.counters().n_steps, p.counters().busy_ns))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(2, 25_000_000), (2, 24_000_000)],
+            "async {async_sched}"
+        );
+        let (s, _) = crate::metrics::summary::summarize(&out);
+        assert_eq!(s.pods[0].busy_fraction, 1.0);
+        assert_eq!(s.pods[1].busy_fraction, 0.96);
+    }
 }

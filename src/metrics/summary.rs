@@ -96,9 +96,9 @@ pub struct PodSummary {
     pub hit_rate: f64,
     /// Preemptions.
     pub preemptions: u64,
-    /// Engine steps.
+    /// Engine steps that ended by the run end.
     pub steps: u64,
-    /// busy time / run duration.
+    /// Time executing steps within the run / the run end.
     pub busy_fraction: f64,
     /// Mean of the sampled KV usage.
     pub kv_usage_mean: f64,
