@@ -196,6 +196,11 @@ proptest! {
             p.scheduler().check_invariants().map_err(TestCaseError::fail)?;
             prop_assert_eq!(p.scheduler().n_unfinished(), 0);
             prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable());
+            // Busy time fits in the run; one sample per second (the default) up to its end.
+            prop_assert!(p.counters().busy_ns <= out.end_time.as_ns());
+            let times: Vec<u64> = p.counters().samples.iter().map(|s| s.t_ns).collect();
+            let grid: Vec<u64> = (0..=out.end_time.as_ns() / 1_000_000_000).map(|k| k * 1_000_000_000).collect();
+            prop_assert_eq!(times, grid);
         }
         prop_assert_eq!(out.router_in_flight_at_end, 0);
     }
@@ -503,7 +508,7 @@ fn index_keys_decide_whether_differently_hashing_pods_are_found() {
 /// moves the run's end, so busy fractions do not depend on it.
 #[test]
 fn run_end_and_busy_ignore_a_pending_hold_timeout() {
-    let pd = "transfer: {t_handshake_ms: 50}\n";
+    let pd = "transfer: {t_handshake_ms: 50}\nsample_interval_ms: 1\n";
     let base = simulate_with(6, 30, true, true, 300, true, pd);
     assert_eq!(base.finished.len(), 30);
     let busy =
@@ -523,6 +528,20 @@ fn run_end_and_busy_ignore_a_pending_hold_timeout() {
         assert_eq!(out.end_time, base.end_time, "{extra}");
         assert_eq!(busy(&out), busy(&base), "{extra}");
         assert_eq!(fractions(&out), fractions(&base), "{extra}");
+        for (p, q) in out.pods.iter().zip(&base.pods) {
+            assert_eq!(p.counters().samples, q.counters().samples, "{extra}");
+        }
+    }
+    // The time series covers the run exactly: rows at 0, 1, ..., end (ms).
+    let n_rows = (base.end_time.as_ns() / 1_000_000 + 1) as usize;
+    for p in &base.pods {
+        let times: Vec<u64> = p.counters().samples.iter().map(|s| s.t_ns).collect();
+        assert_eq!(
+            times,
+            (0..n_rows as u64)
+                .map(|k| k * 1_000_000)
+                .collect::<Vec<_>>()
+        );
     }
     assert!(base.end_time < secs(1.0), "{}", base.end_time);
 }
@@ -538,26 +557,9 @@ fn busy_time_stops_at_the_horizon() {
             "pods:\n  - {{count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {{async_scheduling: {async_sched}}}}}\n\
              step_time: {{model: constant, step_us: 10000}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n"
         );
-        let resolved = resolve(&text);
-        let pods = resolved.build_pods(&RngStreams::new(1));
-        let requests = (0..3u64).map(|id| TraceRequest {
-            id,
-            arrival_ns: id * 1_000_000,
-            prompt: Prompt::HashIds {
-                ids: vec![id],
-                tokens_per_id: 64,
-                n_tokens: 64,
-            },
-            output_len: 100,
-            session_id: None,
-            cache_salt: None,
-            output_token_ids: None,
-        });
-        let routing = Routing::Simple(Router::RoundRobin { next: 0 });
         let horizon = SimTime(25_000_000);
-        let out = Simulation::new(pods, routing, requests, SimDuration::ZERO)
-            .with_horizon(Some(horizon))
-            .run(&mut Monotone(0));
+        let requests = (0..3).map(|id| one_block_request(id, id * 1_000_000, 100));
+        let out = run_round_robin(&text, requests.collect(), Some(horizon));
         assert_eq!(out.end_time, horizon);
         let got: Vec<(u64, u64)> = out
             .pods
@@ -573,4 +575,66 @@ fn busy_time_stops_at_the_horizon() {
         assert_eq!(s.pods[0].busy_fraction, 1.0);
         assert_eq!(s.pods[1].busy_fraction, 0.96);
     }
+}
+
+/// Request `id` at `arrival_ns`: one 64-token block of its own, `output_len` tokens.
+fn one_block_request(id: u64, arrival_ns: u64, output_len: u32) -> TraceRequest {
+    TraceRequest {
+        id,
+        arrival_ns,
+        prompt: Prompt::HashIds {
+            ids: vec![id],
+            tokens_per_id: 64,
+            n_tokens: 64,
+        },
+        output_len,
+        session_id: None,
+        cache_salt: None,
+        output_token_ids: None,
+    }
+}
+
+/// The scenario `text`'s pods behind round-robin, no routing latency.
+fn run_round_robin(text: &str, requests: Vec<TraceRequest>, horizon: Option<SimTime>) -> RunOutput {
+    let pods = resolve(text).build_pods(&RngStreams::new(1));
+    let routing = Routing::Simple(Router::RoundRobin { next: 0 });
+    Simulation::new(pods, routing, requests.into_iter(), SimDuration::ZERO)
+        .with_horizon(horizon)
+        .run(&mut Monotone(0))
+}
+
+/// One pod, one request at a time, 10 ms steps, samples every 10 ms: request
+/// 0 runs [0, 30], request 1 waits from 5 ms and runs [30, 50], the pod idles,
+/// request 2 runs [95, 105]. Every grid instant up to the end has a row with
+/// the state after the events at or before it, idle stretch included.
+#[test]
+fn time_series_has_one_row_per_interval_with_the_state_then() {
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B, vllm: {max_num_seqs: 1, async_scheduling: false}}\n\
+                step_time: {model: constant, step_us: 10000}\nsample_interval_ms: 10\nworkload: {trace: {path: unused.jsonl}}\n";
+    let requests = vec![
+        one_block_request(0, 0, 3),
+        one_block_request(1, 5_000_000, 2),
+        one_block_request(2, 95_000_000, 1),
+    ];
+    let out = run_round_robin(text, requests, None);
+    assert_eq!(out.finished.len(), 3);
+    assert_eq!(out.end_time, SimTime(105_000_000));
+    let samples = &out.pods[0].counters().samples;
+    let times: Vec<u64> = samples.iter().map(|s| s.t_ns / 1_000_000).collect();
+    assert_eq!(times, (0..=100).step_by(10).collect::<Vec<_>>());
+    let queues: Vec<(u32, u32)> = samples.iter().map(|s| (s.n_waiting, s.n_running)).collect();
+    #[rustfmt::skip]
+    assert_eq!(queues, vec![
+        (0, 1), (1, 1), (1, 1), (0, 1), (0, 1),
+        (0, 0), (0, 0), (0, 0), (0, 0), (0, 0),
+        (0, 1),
+    ]);
+    for s in samples {
+        assert_eq!(s.kv_usage > 0.0, s.n_running > 0, "{s:?}");
+    }
+    let st = out.pods[0].scheduler().prefix_cache_stats();
+    assert_eq!(samples.last().unwrap().prefix_queries, st.queries);
+    assert!(samples
+        .windows(2)
+        .all(|w| w[0].prefix_queries <= w[1].prefix_queries));
 }

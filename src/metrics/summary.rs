@@ -100,9 +100,9 @@ pub struct PodSummary {
     pub steps: u64,
     /// Time executing steps within the run / the run end.
     pub busy_fraction: f64,
-    /// Mean of the sampled KV usage.
+    /// Mean KV usage over the time-series grid (a time average).
     pub kv_usage_mean: f64,
-    /// Largest sampled waiting queue.
+    /// Largest waiting queue at a time-series grid instant.
     pub max_waiting: u32,
 }
 

@@ -38,10 +38,11 @@ impl Role {
     }
 }
 
-/// A point-in-time sample of a pod's state.
+/// A pod's state at one instant of the sampling grid, after every event at
+/// or before it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PodSample {
-    /// Sample time.
+    /// Sample time: a multiple of the sample interval.
     pub t_ns: u64,
     /// `1 − free/usable`.
     pub kv_usage: f64,
@@ -70,7 +71,7 @@ pub struct PodCounters {
     pub n_requests: u64,
     /// Gaps between consecutive output tokens of a request.
     pub itl: LogHistogram,
-    /// Samples over time.
+    /// One sample per multiple of the sample interval from 0 to the run end.
     pub samples: Vec<PodSample>,
 }
 
@@ -115,6 +116,7 @@ pub struct Pod {
     /// Time of the last call that could change the pod's state.
     last_change: SimTime,
     sample_interval_ns: u64,
+    /// The first grid instant without a sample yet.
     next_sample_ns: u64,
     outbox: Vec<KvEvent>,
     publish_immediately: bool,
@@ -232,7 +234,6 @@ impl Pod {
         req.times.dispatch_ns = now.as_ns();
         self.counters.n_requests += 1;
         self.sched.add_request(req);
-        self.maybe_sample(now);
         if self.in_flight.is_empty() {
             self.fill(now);
             return self.in_flight.front().map(|s| s.end);
@@ -284,7 +285,6 @@ impl Pod {
             self.sched.mark_kv_received(slot);
         }
         self.fill(now);
-        self.maybe_sample(now);
         StepEndOutput {
             finished,
             next_step_end: self.in_flight.front().map(|s| s.end),
@@ -322,32 +322,44 @@ impl Pod {
     }
 
     /// Closes the counters when the run stops at `end` (call once): a step
-    /// still in flight counts as busy for its part before `end`.
+    /// still in flight counts as busy for its part before `end`, and the
+    /// time series gets its samples up to `end` inclusive.
     pub fn end_run(&mut self, end: SimTime) {
         for s in &self.in_flight {
             self.counters.busy_ns += end.since(s.start).min(s.end.since(s.start)).as_ns();
         }
+        self.sample_before(end.as_ns().saturating_add(1));
     }
 
-    /// Entered by every method that may change the pod's state at `now`.
+    /// Entered by every method that may change the pod's state at `now`,
+    /// before it does: the grid instants before `now` see the state so far.
     fn advance_to(&mut self, now: SimTime) {
+        self.sample_before(now.as_ns());
         self.last_change = now;
     }
 
-    fn maybe_sample(&mut self, now: SimTime) {
-        if now.as_ns() < self.next_sample_ns {
+    /// Samples the current state at every grid instant before `t_ns` not
+    /// sampled yet. The state only changes inside the pod's entry points, so
+    /// it is the state at each of those instants.
+    fn sample_before(&mut self, t_ns: u64) {
+        if self.next_sample_ns >= t_ns {
             return;
         }
         let st = self.sched.prefix_cache_stats();
-        self.counters.samples.push(PodSample {
-            t_ns: now.as_ns(),
+        let state = PodSample {
+            t_ns: 0,
             kv_usage: self.sched.pool().usage(),
             n_waiting: self.sched.n_waiting() as u32,
             n_running: self.sched.n_running() as u32,
             prefix_queries: st.queries,
             prefix_hits: st.hits,
-        });
-        let k = now.as_ns() / self.sample_interval_ns + 1;
-        self.next_sample_ns = k * self.sample_interval_ns;
+        };
+        while self.next_sample_ns < t_ns {
+            self.counters.samples.push(PodSample {
+                t_ns: self.next_sample_ns,
+                ..state
+            });
+            self.next_sample_ns = self.next_sample_ns.saturating_add(self.sample_interval_ns);
+        }
     }
 }
