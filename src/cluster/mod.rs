@@ -91,7 +91,8 @@ pub enum Rejection {
 pub struct RunOutput {
     /// Completed requests, in completion order.
     pub finished: Vec<CompletedRequest>,
-    /// Requests never completed: rejected, or still in flight at the horizon.
+    /// Requests never completed: rejected, in flight or stalled at the end,
+    /// or arriving after the horizon.
     pub not_finished: Vec<IncompleteRequest>,
     /// The pods, with their counters and final state.
     pub pods: Vec<Pod>,
@@ -133,14 +134,16 @@ pub struct IncompleteRequest {
     pub id: u64,
     /// Pod it was routed to, if any.
     pub pod: Option<u32>,
-    /// Rejected, or `None` when still queued or running at the end.
+    /// Rejected, or `None` (in flight or stalled at the end, or after the horizon).
     pub rejection: Option<Rejection>,
-    /// Still on its pod although the simulation ran out of events before any
-    /// horizon: the pod can make no progress. This is vLLM's own behaviour,
+    /// Still on its pod although no event could move it any more (the run ran
+    /// out of work before any horizon): the pod can make no progress. This is vLLM's own behaviour,
     /// not a simulator fault: e.g. a preempted request at the head of the
     /// waiting queue needs more blocks than are free while P/D requests
     /// behind it hold theirs, and the scheduler stops at the head every step.
     pub stalled: bool,
+    /// Its arrival is after the horizon: it never reached the router.
+    pub after_horizon: bool,
 }
 
 /// Observes progress (the CLI shows a bar).
@@ -368,6 +371,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             pod: None,
                             rejection: Some(Rejection::NoEndpoint),
                             stalled: false,
+                            after_horizon: false,
                         });
                         continue;
                     };
@@ -390,6 +394,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             pod: Some(pod),
                             rejection: Some(Rejection::TooLong),
                             stalled: false,
+                            after_horizon: false,
                         });
                         continue;
                     }
@@ -532,6 +537,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     pod: None,
                     rejection: None,
                     stalled: false,
+                    after_horizon: true,
                 }),
                 Event::Dispatch { pod, req } => {
                     dispatch_left = true;
@@ -540,6 +546,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         pod: Some(pod),
                         rejection: None,
                         stalled: false,
+                        after_horizon: false,
                     })
                 }
                 Event::StepEnd { .. }
@@ -555,6 +562,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 pod: None,
                 rejection: None,
                 stalled: false,
+                after_horizon: true,
             });
         }
         // The horizon cut the run short only if requests were still on their
@@ -583,6 +591,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     pod: Some(p as u32),
                     rejection: None,
                     stalled: !cut,
+                    after_horizon: false,
                 });
             }
         }

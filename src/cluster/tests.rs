@@ -638,3 +638,36 @@ fn time_series_has_one_row_per_interval_with_the_state_then() {
         .windows(2)
         .all(|w| w[0].prefix_queries <= w[1].prefix_queries));
 }
+
+/// Cut at 25 ms: requests arriving at 0, 10 and 25 ms arrived (and are
+/// unfinished), those at 30 and 40 ms did not; all five stay accounted for.
+#[test]
+fn requests_after_the_horizon_are_counted_apart() {
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B}\n\
+                step_time: {model: constant, step_us: 10000}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let requests = [0, 10, 25, 30, 40]
+        .iter()
+        .enumerate()
+        .map(|(id, &ms)| one_block_request(id as u64, ms * 1_000_000, 100))
+        .collect();
+    let out = run_round_robin(text, requests, Some(SimTime(25_000_000)));
+    let flags: Vec<(u64, bool, bool)> = out
+        .not_finished
+        .iter()
+        .map(|r| (r.id, r.after_horizon, r.stalled))
+        .collect();
+    #[rustfmt::skip]
+    assert_eq!(flags, vec![
+        (0, false, false), (1, false, false), (2, false, false),
+        (3, true, false), (4, true, false),
+    ]);
+    let (s, _) = crate::metrics::summary::summarize(&out);
+    let counts = (
+        s.requests_total,
+        s.requests_completed,
+        s.requests_rejected,
+        s.requests_unfinished,
+        s.requests_after_horizon,
+    );
+    assert_eq!(counts, (3, 0, 0, 3, 2));
+}

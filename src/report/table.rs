@@ -8,9 +8,13 @@ use crate::metrics::summary::Summary;
 pub fn render(name: &str, s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "scenario {name}");
+    let after_horizon = match s.requests_after_horizon {
+        0 => String::new(),
+        n => format!(" ({n} more after the horizon)"),
+    };
     let _ = writeln!(
         o,
-        "requests: {} completed, {} rejected, {} unfinished, of {}; span {:.1} s",
+        "requests: {} completed, {} rejected, {} unfinished, of {} arrived{after_horizon}; span {:.1} s",
         s.requests_completed,
         s.requests_rejected,
         s.requests_unfinished,
