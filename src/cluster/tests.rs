@@ -641,6 +641,8 @@ fn time_series_has_one_row_per_interval_with_the_state_then() {
 
 /// Cut at 25 ms: requests arriving at 0, 10 and 25 ms arrived (and are
 /// unfinished), those at 30 and 40 ms did not; all five stay accounted for.
+/// None completed: the table prints no TTFT statistics, while ITL covers the
+/// tokens generated so far.
 #[test]
 fn requests_after_the_horizon_are_counted_apart() {
     let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B}\n\
@@ -670,4 +672,20 @@ fn requests_after_the_horizon_are_counted_apart() {
         s.requests_after_horizon,
     );
     assert_eq!(counts, (3, 0, 0, 3, 2));
+    assert_eq!(s.latency.ttft_ms.count, 0);
+    assert!(s.latency.itl_ms.count > 0);
+    let table = crate::report::table::render("t", &s);
+    assert!(
+        table.contains("of 3 arrived (2 more after the horizon)"),
+        "{table}"
+    );
+    let cells = |label: &str| -> Vec<String> {
+        let line = table.lines().find(|l| l.starts_with(label)).unwrap();
+        line[16..].split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(cells("TTFT"), vec!["-"; 5], "{table}");
+    assert!(
+        cells("ITL").iter().all(|c| c.parse::<f64>().is_ok()),
+        "{table}"
+    );
 }

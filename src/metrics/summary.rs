@@ -113,7 +113,8 @@ pub struct Latencies {
     pub ttft_ms: Dist,
     /// Time per output token after the first.
     pub tpot_ms: Dist,
-    /// Gap between consecutive tokens of a request (log histogram, ≤1% error).
+    /// Gap between consecutive tokens of a request, over every generated
+    /// token, of completed requests or not (log histogram: percentiles < 1% high).
     pub itl_ms: Dist,
     /// End to end.
     pub e2e_ms: Dist,

@@ -50,10 +50,19 @@ pub fn render(name: &str, s: &Summary) -> String {
         ("E2E", &s.latency.e2e_ms),
         ("queue wait", &s.latency.queue_wait_ms),
     ] {
+        // An empty distribution has no statistics (summary.json holds zeros).
+        let cell = |x: f64| match d.count {
+            0 => "-".to_string(),
+            _ => format!("{x:.2}"),
+        };
         let _ = writeln!(
             o,
-            "{label:<16}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
-            d.mean, d.p50, d.p90, d.p99, d.max
+            "{label:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            cell(d.mean),
+            cell(d.p50),
+            cell(d.p90),
+            cell(d.p99),
+            cell(d.max)
         );
     }
     let _ = writeln!(
