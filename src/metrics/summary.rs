@@ -142,7 +142,7 @@ pub struct Summary {
     pub requests_total: u64,
     /// Completed.
     pub requests_completed: u64,
-    /// Rejected (longer than max_model_len, empty).
+    /// Rejected (longer than max_model_len, empty, no endpoint).
     pub requests_rejected: u64,
     /// Arrived, but neither completed nor rejected by the end.
     pub requests_unfinished: u64,
