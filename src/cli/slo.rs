@@ -166,7 +166,8 @@ pub(crate) fn metric_ms(s: &Summary, metric: &str) -> f64 {
 }
 
 /// What is violated at a point: one entry per failed SLO, plus unfinished or
-/// missing requests (a run that did not finish its workload never passes).
+/// missing requests (a run that did not finish the requests that arrived
+/// never passes; those arriving after a horizon do not count).
 pub(crate) fn violations(s: &Summary, slos: &[Slo]) -> Vec<String> {
     let mut v: Vec<String> = slos
         .iter()

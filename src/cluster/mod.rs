@@ -91,11 +91,16 @@ pub enum Rejection {
 pub struct RunOutput {
     /// Completed requests, in completion order.
     pub finished: Vec<CompletedRequest>,
-    /// Requests never completed: rejected, or still in flight at the horizon.
+    /// Requests never completed: rejected, in flight or stalled at the end,
+    /// or arriving after the horizon.
     pub not_finished: Vec<IncompleteRequest>,
     /// The pods, with their counters and final state.
     pub pods: Vec<Pod>,
-    /// Time of the last processed event.
+    /// The run's end: the horizon if it cut requests short (some had yet to
+    /// arrive, reach their pod or finish a step or pull), else the last event
+    /// that could change a pod ([`Pod::last_change`], normally the last step
+    /// end). Router bookkeeping (metrics scrapes, index updates, hold timeouts
+    /// that free nothing) does not move it: rates over the run divide by it.
     pub end_time: SimTime,
     /// Events processed.
     pub n_events: u64,
@@ -129,14 +134,16 @@ pub struct IncompleteRequest {
     pub id: u64,
     /// Pod it was routed to, if any.
     pub pod: Option<u32>,
-    /// Rejected, or `None` when still queued or running at the end.
+    /// Rejected, or `None` (in flight or stalled at the end, or after the horizon).
     pub rejection: Option<Rejection>,
-    /// Still on its pod although the simulation ran out of events before any
-    /// horizon: the pod can make no progress. This is vLLM's own behaviour,
+    /// Still on its pod although no event could move it any more (the run ran
+    /// out of work before any horizon): the pod can make no progress. This is vLLM's own behaviour,
     /// not a simulator fault: e.g. a preempted request at the head of the
     /// waiting queue needs more blocks than are free while P/D requests
     /// behind it hold theirs, and the scheduler stops at the head every step.
     pub stalled: bool,
+    /// Its arrival is after the horizon: it never reached the router.
+    pub after_horizon: bool,
 }
 
 /// Observes progress (the CLI shows a bar).
@@ -340,10 +347,10 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 Event::MetricsScrape,
             );
         }
-        let mut cut_at_horizon = false;
+        let mut past_horizon = None;
         while let Some((key, ev)) = self.queue.pop() {
             if self.horizon.is_some_and(|h| key.time > h) {
-                cut_at_horizon = true;
+                past_horizon = Some(ev);
                 break;
             }
             n_events += 1;
@@ -364,6 +371,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             pod: None,
                             rejection: Some(Rejection::NoEndpoint),
                             stalled: false,
+                            after_horizon: false,
                         });
                         continue;
                     };
@@ -386,6 +394,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                             pod: Some(pod),
                             rejection: Some(Rejection::TooLong),
                             stalled: false,
+                            after_horizon: false,
                         });
                         continue;
                     }
@@ -445,7 +454,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         };
                         if let Some(f) = self.flows.remove(&request_id) {
                             // NIXL notification: the prefill pod frees its hold.
-                            self.pods[f.prefill as usize].release_held(request_id);
+                            self.pods[f.prefill as usize].release_held(request_id, now);
                         }
                         if let Some(end) = self.pods[dst as usize].kv_received(slot, now) {
                             self.queue
@@ -456,7 +465,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     self.schedule_transfer_wake();
                 }
                 Event::HoldTimeout { pod, request_id } => {
-                    if self.pods[pod as usize].release_held(request_id) {
+                    if self.pods[pod as usize].release_held(request_id, now) {
                         self.n_hold_timeouts += 1;
                     }
                 }
@@ -516,33 +525,30 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             }
         }
         progress.on_progress(finished.len() as u64);
-        // Whatever is still queued or running did not finish; with no event
-        // left, nothing would ever move it.
-        let stalled = !cut_at_horizon;
-        for (p, pod) in self.pods.iter().enumerate() {
-            for id in pod.scheduler().unfinished_ids() {
-                not_finished.push(IncompleteRequest {
-                    id,
-                    pod: Some(p as u32),
-                    rejection: None,
-                    stalled,
-                });
-            }
-        }
-        while let Some((_, ev)) = self.queue.pop() {
+        let stopped_at_horizon = past_horizon.is_some();
+        let mut dispatch_left = false;
+        let leftovers = past_horizon
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.queue.pop().map(|(_, ev)| ev)));
+        for ev in leftovers {
             match ev {
                 Event::Arrival(tr) => not_finished.push(IncompleteRequest {
                     id: tr.id,
                     pod: None,
                     rejection: None,
                     stalled: false,
+                    after_horizon: true,
                 }),
-                Event::Dispatch { pod, req } => not_finished.push(IncompleteRequest {
-                    id: req.id,
-                    pod: Some(pod),
-                    rejection: None,
-                    stalled: false,
-                }),
+                Event::Dispatch { pod, req } => {
+                    dispatch_left = true;
+                    not_finished.push(IncompleteRequest {
+                        id: req.id,
+                        pod: Some(pod),
+                        rejection: None,
+                        stalled: false,
+                        after_horizon: false,
+                    })
+                }
                 Event::StepEnd { .. }
                 | Event::IndexUpdate { .. }
                 | Event::MetricsScrape
@@ -556,7 +562,38 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 pod: None,
                 rejection: None,
                 stalled: false,
+                after_horizon: true,
             });
+        }
+        // The horizon cut the run short only if requests were still on their
+        // way: later scrapes, index updates or hold timeouts are not work.
+        let cut = stopped_at_horizon
+            && (self.arrival_pending
+                || dispatch_left
+                || !self.pulls.is_empty()
+                || self.pods.iter().any(|p| !p.is_idle()));
+        let end_time = match self.horizon {
+            Some(h) if cut => h,
+            _ => self
+                .pods
+                .iter()
+                .map(Pod::last_change)
+                .max()
+                .unwrap_or(SimTime::ZERO),
+        };
+        // Whatever else is still queued or running did not finish; when the
+        // horizon cut nothing short, no event would ever move it.
+        for (p, pod) in self.pods.iter_mut().enumerate() {
+            pod.end_run(end_time);
+            for id in pod.scheduler().unfinished_ids() {
+                not_finished.push(IncompleteRequest {
+                    id,
+                    pod: Some(p as u32),
+                    rejection: None,
+                    stalled: !cut,
+                    after_horizon: false,
+                });
+            }
         }
         not_finished.sort_by_key(|r| r.id);
         let (routing_decisions, decision_log, router_in_flight_at_end) = match &mut self.routing {
@@ -568,7 +605,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             Routing::Simple(_) => ((0, 0), Vec::new(), 0),
         };
         RunOutput {
-            end_time: self.queue.now(),
+            end_time,
             finished,
             not_finished,
             pods: self.pods,

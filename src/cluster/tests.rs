@@ -6,7 +6,7 @@ use super::kv_lag::{EventPipeline, KvEventLag};
 use super::router::Router;
 use super::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
-use crate::engine::time::SimDuration;
+use crate::engine::time::{SimDuration, SimTime};
 use crate::scenario::resolve::{resolve_text, Overrides};
 use crate::trace::request::{Prompt, TraceRequest};
 
@@ -160,7 +160,12 @@ fn simulate_requests(
         SimDuration::from_us(100),
     )
     .with_pd(resolved.build_pd())
+    .with_horizon(resolved.horizon_s.map(secs))
     .run(&mut Monotone(0))
+}
+
+fn secs(s: f64) -> SimTime {
+    SimTime(SimDuration::from_secs_f64_ceil(s).as_ns())
 }
 
 proptest! {
@@ -191,6 +196,11 @@ proptest! {
             p.scheduler().check_invariants().map_err(TestCaseError::fail)?;
             prop_assert_eq!(p.scheduler().n_unfinished(), 0);
             prop_assert_eq!(p.scheduler().pool().n_free(), p.scheduler().pool().n_usable());
+            // Busy time fits in the run; one sample per second (the default) up to its end.
+            prop_assert!(p.counters().busy_ns <= out.end_time.as_ns());
+            let times: Vec<u64> = p.counters().samples.iter().map(|s| s.t_ns).collect();
+            let grid: Vec<u64> = (0..=out.end_time.as_ns() / 1_000_000_000).map(|k| k * 1_000_000_000).collect();
+            prop_assert_eq!(times, grid);
         }
         prop_assert_eq!(out.router_in_flight_at_end, 0);
     }
@@ -491,4 +501,191 @@ fn index_keys_decide_whether_differently_hashing_pods_are_found() {
     let guide = "{prefix_caching_hash_algo: sha256_cbor, python_hash_seed: \"42\"}";
     assert_eq!(index_credits(guide, Engine, "42", false), vec![true; 3]);
     assert_eq!(index_credits(guide, Engine, "41", false), vec![false; 3]);
+}
+
+/// A P/D hold timeout that never fires (the pull always comes first) stays
+/// queued long after the last step; neither it nor a horizon past the work
+/// moves the run's end, so busy fractions do not depend on it.
+#[test]
+fn run_end_and_busy_ignore_a_pending_hold_timeout() {
+    let pd = "transfer: {t_handshake_ms: 50}\nsample_interval_ms: 1\n";
+    let base = simulate_with(6, 30, true, true, 300, true, pd);
+    assert_eq!(base.finished.len(), 30);
+    let busy =
+        |o: &RunOutput| -> Vec<u64> { o.pods.iter().map(|p| p.counters().busy_ns).collect() };
+    let fractions = |o: &RunOutput| -> Vec<f64> {
+        let (s, _) = crate::metrics::summary::summarize(o);
+        s.pods.iter().map(|p| p.busy_fraction).collect()
+    };
+    assert!(busy(&base).iter().all(|&b| b > 0));
+    for extra in [
+        "prefill_hold_timeout_s: 120\n",
+        "prefill_hold_timeout_s: 120\nhorizon_s: 60\n",
+    ] {
+        let out = simulate_with(6, 30, true, true, 300, true, &format!("{pd}{extra}"));
+        assert_eq!(out.finished.len(), 30, "{extra}");
+        assert_eq!(out.n_hold_timeouts, 0, "{extra}");
+        assert_eq!(out.end_time, base.end_time, "{extra}");
+        assert_eq!(busy(&out), busy(&base), "{extra}");
+        assert_eq!(fractions(&out), fractions(&base), "{extra}");
+        for (p, q) in out.pods.iter().zip(&base.pods) {
+            assert_eq!(p.counters().samples, q.counters().samples, "{extra}");
+        }
+    }
+    // The time series covers the run exactly: rows at 0, 1, ..., end (ms).
+    let n_rows = (base.end_time.as_ns() / 1_000_000 + 1) as usize;
+    for p in &base.pods {
+        let times: Vec<u64> = p.counters().samples.iter().map(|s| s.t_ns).collect();
+        assert_eq!(
+            times,
+            (0..n_rows as u64)
+                .map(|k| k * 1_000_000)
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(base.end_time < secs(1.0), "{}", base.end_time);
+}
+
+/// Two pods, 10 ms constant steps, requests at 0, 1 and 2 ms with long
+/// outputs, cut at 25 ms: pod 0 ran [0, 10], [10, 20] and is 5 ms into
+/// [20, 30]; pod 1 ran [1, 11], [11, 21] and is 4 ms into [21, 31]. Async
+/// scheduling also has the next step queued, which starts after the horizon.
+#[test]
+fn busy_time_stops_at_the_horizon() {
+    for async_sched in [false, true] {
+        let text = format!(
+            "pods:\n  - {{count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {{async_scheduling: {async_sched}}}}}\n\
+             step_time: {{model: constant, step_us: 10000}}\nworkload: {{trace: {{path: unused.jsonl}}}}\n"
+        );
+        let horizon = SimTime(25_000_000);
+        let requests = (0..3).map(|id| one_block_request(id, id * 1_000_000, 100));
+        let out = run_round_robin(&text, requests.collect(), Some(horizon));
+        assert_eq!(out.end_time, horizon);
+        let got: Vec<(u64, u64)> = out
+            .pods
+            .iter()
+            .map(|p| (p.counters().n_steps, p.counters().busy_ns))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(2, 25_000_000), (2, 24_000_000)],
+            "async {async_sched}"
+        );
+        let (s, _) = crate::metrics::summary::summarize(&out);
+        assert_eq!(s.pods[0].busy_fraction, 1.0);
+        assert_eq!(s.pods[1].busy_fraction, 0.96);
+    }
+}
+
+/// Request `id` at `arrival_ns`: one 64-token block of its own, `output_len` tokens.
+fn one_block_request(id: u64, arrival_ns: u64, output_len: u32) -> TraceRequest {
+    TraceRequest {
+        id,
+        arrival_ns,
+        prompt: Prompt::HashIds {
+            ids: vec![id],
+            tokens_per_id: 64,
+            n_tokens: 64,
+        },
+        output_len,
+        session_id: None,
+        cache_salt: None,
+        output_token_ids: None,
+    }
+}
+
+/// The scenario `text`'s pods behind round-robin, no routing latency.
+fn run_round_robin(text: &str, requests: Vec<TraceRequest>, horizon: Option<SimTime>) -> RunOutput {
+    let pods = resolve(text).build_pods(&RngStreams::new(1));
+    let routing = Routing::Simple(Router::RoundRobin { next: 0 });
+    Simulation::new(pods, routing, requests.into_iter(), SimDuration::ZERO)
+        .with_horizon(horizon)
+        .run(&mut Monotone(0))
+}
+
+/// One pod, one request at a time, 10 ms steps, samples every 10 ms: request
+/// 0 runs [0, 30], request 1 waits from 5 ms and runs [30, 50], the pod idles,
+/// request 2 runs [95, 105]. Every grid instant up to the end has a row with
+/// the state after the events at or before it, idle stretch included.
+#[test]
+fn time_series_has_one_row_per_interval_with_the_state_then() {
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B, vllm: {max_num_seqs: 1, async_scheduling: false}}\n\
+                step_time: {model: constant, step_us: 10000}\nsample_interval_ms: 10\nworkload: {trace: {path: unused.jsonl}}\n";
+    let requests = vec![
+        one_block_request(0, 0, 3),
+        one_block_request(1, 5_000_000, 2),
+        one_block_request(2, 95_000_000, 1),
+    ];
+    let out = run_round_robin(text, requests, None);
+    assert_eq!(out.finished.len(), 3);
+    assert_eq!(out.end_time, SimTime(105_000_000));
+    let samples = &out.pods[0].counters().samples;
+    let times: Vec<u64> = samples.iter().map(|s| s.t_ns / 1_000_000).collect();
+    assert_eq!(times, (0..=100).step_by(10).collect::<Vec<_>>());
+    let queues: Vec<(u32, u32)> = samples.iter().map(|s| (s.n_waiting, s.n_running)).collect();
+    #[rustfmt::skip]
+    assert_eq!(queues, vec![
+        (0, 1), (1, 1), (1, 1), (0, 1), (0, 1),
+        (0, 0), (0, 0), (0, 0), (0, 0), (0, 0),
+        (0, 1),
+    ]);
+    for s in samples {
+        assert_eq!(s.kv_usage > 0.0, s.n_running > 0, "{s:?}");
+    }
+    let st = out.pods[0].scheduler().prefix_cache_stats();
+    assert_eq!(samples.last().unwrap().prefix_queries, st.queries);
+    assert!(samples
+        .windows(2)
+        .all(|w| w[0].prefix_queries <= w[1].prefix_queries));
+}
+
+/// Cut at 25 ms: requests arriving at 0, 10 and 25 ms arrived (and are
+/// unfinished), those at 30 and 40 ms did not; all five stay accounted for.
+/// None completed: the table prints no TTFT statistics, while ITL covers the
+/// tokens generated so far.
+#[test]
+fn requests_after_the_horizon_are_counted_apart() {
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B}\n\
+                step_time: {model: constant, step_us: 10000}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let requests = [0, 10, 25, 30, 40]
+        .iter()
+        .enumerate()
+        .map(|(id, &ms)| one_block_request(id as u64, ms * 1_000_000, 100))
+        .collect();
+    let out = run_round_robin(text, requests, Some(SimTime(25_000_000)));
+    let flags: Vec<(u64, bool, bool)> = out
+        .not_finished
+        .iter()
+        .map(|r| (r.id, r.after_horizon, r.stalled))
+        .collect();
+    #[rustfmt::skip]
+    assert_eq!(flags, vec![
+        (0, false, false), (1, false, false), (2, false, false),
+        (3, true, false), (4, true, false),
+    ]);
+    let (s, _) = crate::metrics::summary::summarize(&out);
+    let counts = (
+        s.requests_total,
+        s.requests_completed,
+        s.requests_rejected,
+        s.requests_unfinished,
+        s.requests_after_horizon,
+    );
+    assert_eq!(counts, (3, 0, 0, 3, 2));
+    assert_eq!(s.latency.ttft_ms.count, 0);
+    assert!(s.latency.itl_ms.count > 0);
+    let table = crate::report::table::render("t", &s);
+    assert!(
+        table.contains("of 3 arrived (2 more after the horizon)"),
+        "{table}"
+    );
+    let cells = |label: &str| -> Vec<String> {
+        let line = table.lines().find(|l| l.starts_with(label)).unwrap();
+        line[16..].split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(cells("TTFT"), vec!["-"; 5], "{table}");
+    assert!(
+        cells("ITL").iter().all(|c| c.parse::<f64>().is_ok()),
+        "{table}"
+    );
 }

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::LogHistogram;
 use super::percentile::Dist;
-use crate::cluster::{CompletedRequest, RunOutput};
+use crate::cluster::{CompletedRequest, IncompleteRequest, RunOutput};
 
 /// Version of the `summary.json` schema.
-pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
 
 /// One request's record, as written to `requests.csv`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -96,13 +96,13 @@ pub struct PodSummary {
     pub hit_rate: f64,
     /// Preemptions.
     pub preemptions: u64,
-    /// Engine steps.
+    /// Engine steps that ended by the run end.
     pub steps: u64,
-    /// busy time / run duration.
+    /// Time executing steps within the run / the run end.
     pub busy_fraction: f64,
-    /// Mean of the sampled KV usage.
+    /// Mean KV usage over the time-series grid (a time average).
     pub kv_usage_mean: f64,
-    /// Largest sampled waiting queue.
+    /// Largest waiting queue at a time-series grid instant.
     pub max_waiting: u32,
 }
 
@@ -113,7 +113,8 @@ pub struct Latencies {
     pub ttft_ms: Dist,
     /// Time per output token after the first.
     pub tpot_ms: Dist,
-    /// Gap between consecutive tokens of a request (log histogram, ≤1% error).
+    /// Gap between consecutive tokens of a request, over every generated
+    /// token, of completed requests or not (log histogram: percentiles < 1% high).
     pub itl_ms: Dist,
     /// End to end.
     pub e2e_ms: Dist,
@@ -137,14 +138,16 @@ pub struct Throughput {
 pub struct Summary {
     /// Schema version.
     pub schema_version: u32,
-    /// Requests in the workload.
+    /// Workload requests that arrived by the end (all without a horizon).
     pub requests_total: u64,
     /// Completed.
     pub requests_completed: u64,
-    /// Rejected (longer than max_model_len, empty).
+    /// Rejected (longer than max_model_len, empty, no endpoint).
     pub requests_rejected: u64,
-    /// Neither completed nor rejected by the end.
+    /// Arrived, but neither completed nor rejected by the end.
     pub requests_unfinished: u64,
+    /// Workload requests arriving after the horizon (not in the counts above).
+    pub requests_after_horizon: u64,
     /// First arrival to last completion, s.
     pub duration_s: f64,
     /// Σ hits / Σ queries over all pods (vLLM definition, tokens).
@@ -290,17 +293,17 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
         .filter(|p| p.requests == 0)
         .map(|p| p.name.clone())
         .collect();
-    let n_rejected = run
-        .not_finished
-        .iter()
-        .filter(|r| r.rejection.is_some())
-        .count() as u64;
+    let count =
+        |f: fn(&IncompleteRequest) -> bool| run.not_finished.iter().filter(|r| f(r)).count() as u64;
+    let n_rejected = count(|r| r.rejection.is_some());
+    let n_after_horizon = count(|r| r.after_horizon);
     let summary = Summary {
         schema_version: SUMMARY_SCHEMA_VERSION,
-        requests_total: run.finished.len() as u64 + run.not_finished.len() as u64,
+        requests_total: (run.finished.len() + run.not_finished.len()) as u64 - n_after_horizon,
         requests_completed: run.finished.len() as u64,
         requests_rejected: n_rejected,
-        requests_unfinished: run.not_finished.len() as u64 - n_rejected,
+        requests_unfinished: run.not_finished.len() as u64 - n_rejected - n_after_horizon,
+        requests_after_horizon: n_after_horizon,
         duration_s: span_s,
         hit_rate: ratio(h, q),
         prefix_cache_queries: q,

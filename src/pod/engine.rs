@@ -38,10 +38,11 @@ impl Role {
     }
 }
 
-/// A point-in-time sample of a pod's state.
+/// A pod's state at one instant of the sampling grid, after every event at
+/// or before it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PodSample {
-    /// Sample time.
+    /// Sample time: a multiple of the sample interval.
     pub t_ns: u64,
     /// `1 − free/usable`.
     pub kv_usage: f64,
@@ -58,9 +59,11 @@ pub struct PodSample {
 /// Counters a pod keeps for reports.
 #[derive(Clone, Debug, Default)]
 pub struct PodCounters {
-    /// Engine steps executed (with at least one token).
+    /// Engine steps (with at least one token) that ended by the run end.
     pub n_steps: u64,
-    /// Time the GPU was executing steps.
+    /// Time within the run the GPU was executing steps: counted when a step
+    /// ends, and for a step still in flight at the run end, its part before
+    /// that end ([`Pod::end_run`]), so a horizon never counts time after it.
     pub busy_ns: u64,
     /// Output tokens produced.
     pub n_output_tokens: u64,
@@ -68,7 +71,7 @@ pub struct PodCounters {
     pub n_requests: u64,
     /// Gaps between consecutive output tokens of a request.
     pub itl: LogHistogram,
-    /// Samples over time.
+    /// One sample per multiple of the sample interval from 0 to the run end.
     pub samples: Vec<PodSample>,
 }
 
@@ -79,6 +82,15 @@ pub struct StepEndOutput {
     pub finished: Vec<Finished>,
     /// When the next step in flight ends, if any.
     pub next_step_end: Option<SimTime>,
+}
+
+/// A planned step and when the GPU runs it.
+#[derive(Debug)]
+struct InFlightStep {
+    /// Boxed: a plan is large and moves through the queues every step.
+    plan: Box<StepPlan>,
+    start: SimTime,
+    end: SimTime,
 }
 
 /// One vLLM engine with a clock.
@@ -92,8 +104,7 @@ pub struct Pod {
     pub role: Role,
     sched: Scheduler,
     step_model: Box<dyn StepTimeModel>,
-    /// Boxed: a plan is large and moves through these queues every step.
-    in_flight: VecDeque<(Box<StepPlan>, SimTime)>,
+    in_flight: VecDeque<InFlightStep>,
     /// Plans whose step ended, recycled so a step allocates nothing (kept
     /// boxed: they go back to `in_flight` without a copy).
     #[allow(clippy::vec_box)]
@@ -102,7 +113,10 @@ pub struct Pod {
     outcome: StepOutcome,
     max_in_flight: usize,
     counters: PodCounters,
+    /// Time of the last call that could change the pod's state.
+    last_change: SimTime,
     sample_interval_ns: u64,
+    /// The first grid instant without a sample yet.
     next_sample_ns: u64,
     outbox: Vec<KvEvent>,
     publish_immediately: bool,
@@ -138,6 +152,7 @@ impl Pod {
             outcome: StepOutcome::default(),
             max_in_flight,
             counters: PodCounters::default(),
+            last_change: SimTime::ZERO,
             sample_interval_ns: sample_interval.as_ns().max(1),
             next_sample_ns: 0,
             outbox: Vec::new(),
@@ -156,17 +171,23 @@ impl Pod {
     /// transfers once per step, so a busy pod learns of it at the end of its
     /// current step; an idle pod starts a step now (returning its end).
     pub fn kv_received(&mut self, slot: ReqSlot, now: SimTime) -> Option<SimTime> {
+        self.advance_to(now);
         if self.in_flight.is_empty() {
             self.sched.mark_kv_received(slot);
             self.fill(now);
-            return self.in_flight.front().map(|&(_, end)| end);
+            return self.in_flight.front().map(|s| s.end);
         }
         self.recv_pending.push(slot);
         None
     }
 
-    /// P/D prefill side: frees the blocks held for request `id`.
-    pub fn release_held(&mut self, id: u64) -> bool {
+    /// P/D prefill side: frees the blocks held for request `id` at `now`;
+    /// false (and no state change) when none are held.
+    pub fn release_held(&mut self, id: u64, now: SimTime) -> bool {
+        if !self.sched.holds(id) {
+            return false;
+        }
+        self.advance_to(now);
         self.sched.release_held(id)
     }
 
@@ -190,6 +211,12 @@ impl Pod {
         &self.counters
     }
 
+    /// Time of the last event that could change the pod's state (0 if none):
+    /// a request's arrival, a step end, a KV pull's end, a freed hold.
+    pub fn last_change(&self) -> SimTime {
+        self.last_change
+    }
+
     /// Whether no step is in flight.
     pub fn is_idle(&self) -> bool {
         self.in_flight.is_empty()
@@ -203,21 +230,25 @@ impl Pod {
     /// Adds a request at `now`; if the pod was idle it starts a step and
     /// returns that step's end time.
     pub fn add_request(&mut self, mut req: PodRequest, now: SimTime) -> Option<SimTime> {
+        self.advance_to(now);
         req.times.dispatch_ns = now.as_ns();
         self.counters.n_requests += 1;
         self.sched.add_request(req);
-        self.maybe_sample(now);
         if self.in_flight.is_empty() {
             self.fill(now);
-            return self.in_flight.front().map(|&(_, end)| end);
+            return self.in_flight.front().map(|s| s.end);
         }
         None
     }
 
     /// Processes the output of the step ending at `now` and plans more work.
     pub fn on_step_end(&mut self, now: SimTime) -> StepEndOutput {
-        let (plan, end) = self.in_flight.pop_front().expect("a step was in flight");
+        self.advance_to(now);
+        let InFlightStep { plan, start, end } =
+            self.in_flight.pop_front().expect("a step was in flight");
         debug_assert_eq!(end, now);
+        self.counters.n_steps += 1;
+        self.counters.busy_ns += end.since(start).as_ns();
         let mut outcome = std::mem::take(&mut self.outcome);
         self.sched.update_from_output_into(&plan, &mut outcome);
         self.spare_plans.push(plan);
@@ -254,10 +285,9 @@ impl Pod {
             self.sched.mark_kv_received(slot);
         }
         self.fill(now);
-        self.maybe_sample(now);
         StepEndOutput {
             finished,
-            next_step_end: self.in_flight.front().map(|&(_, end)| end),
+            next_step_end: self.in_flight.front().map(|s| s.end),
         }
     }
 
@@ -281,28 +311,55 @@ impl Pod {
                     r.times.first_scheduled_ns = Some(now.as_ns());
                 }
             }
-            let start = self.in_flight.back().map_or(now, |&(_, end)| end.max(now));
+            let start = self.in_flight.back().map_or(now, |s| s.end.max(now));
             let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
-            self.counters.n_steps += 1;
-            self.counters.busy_ns += dt.as_ns();
-            self.in_flight.push_back((plan, start.add(dt)));
+            self.in_flight.push_back(InFlightStep {
+                plan,
+                start,
+                end: start.add(dt),
+            });
         }
     }
 
-    fn maybe_sample(&mut self, now: SimTime) {
-        if now.as_ns() < self.next_sample_ns {
+    /// Closes the counters when the run stops at `end` (call once): a step
+    /// still in flight counts as busy for its part before `end`, and the
+    /// time series gets its samples up to `end` inclusive.
+    pub fn end_run(&mut self, end: SimTime) {
+        for s in &self.in_flight {
+            self.counters.busy_ns += end.since(s.start).min(s.end.since(s.start)).as_ns();
+        }
+        self.sample_before(end.as_ns().saturating_add(1));
+    }
+
+    /// Entered by every method that may change the pod's state at `now`,
+    /// before it does: the grid instants before `now` see the state so far.
+    fn advance_to(&mut self, now: SimTime) {
+        self.sample_before(now.as_ns());
+        self.last_change = now;
+    }
+
+    /// Samples the current state at every grid instant before `t_ns` not
+    /// sampled yet. The state only changes inside the pod's entry points, so
+    /// it is the state at each of those instants.
+    fn sample_before(&mut self, t_ns: u64) {
+        if self.next_sample_ns >= t_ns {
             return;
         }
         let st = self.sched.prefix_cache_stats();
-        self.counters.samples.push(PodSample {
-            t_ns: now.as_ns(),
+        let state = PodSample {
+            t_ns: 0,
             kv_usage: self.sched.pool().usage(),
             n_waiting: self.sched.n_waiting() as u32,
             n_running: self.sched.n_running() as u32,
             prefix_queries: st.queries,
             prefix_hits: st.hits,
-        });
-        let k = now.as_ns() / self.sample_interval_ns + 1;
-        self.next_sample_ns = k * self.sample_interval_ns;
+        };
+        while self.next_sample_ns < t_ns {
+            self.counters.samples.push(PodSample {
+                t_ns: self.next_sample_ns,
+                ..state
+            });
+            self.next_sample_ns = self.next_sample_ns.saturating_add(self.sample_interval_ns);
+        }
     }
 }

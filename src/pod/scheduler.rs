@@ -356,6 +356,11 @@ impl Scheduler {
         }
     }
 
+    /// P/D prefill side: whether blocks are held for request `id`.
+    pub fn holds(&self, id: u64) -> bool {
+        self.held.contains_key(&id)
+    }
+
     /// P/D prefill side: requests whose blocks are held.
     pub fn n_held(&self) -> usize {
         self.held.len()

@@ -230,7 +230,11 @@ fn inline_svg(svg: &str) -> &str {
     }
 }
 
+/// p50 / p90 / p99, or a dash for an empty distribution (summary.json holds zeros).
 fn dist(d: &Dist) -> String {
+    if d.count == 0 {
+        return "—".into();
+    }
     format!("{} / {} / {}", num(d.p50), num(d.p90), num(d.p99))
 }
 

@@ -92,7 +92,7 @@ pub struct LatencyView {
 /// The run-level numbers of `summary.json` the report shows.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct SummaryView {
-    /// Requests in the workload.
+    /// Workload requests that arrived by the end.
     pub requests_total: u64,
     /// Completed.
     pub requests_completed: u64,

@@ -8,9 +8,13 @@ use crate::metrics::summary::Summary;
 pub fn render(name: &str, s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "scenario {name}");
+    let after_horizon = match s.requests_after_horizon {
+        0 => String::new(),
+        n => format!(" ({n} more after the horizon)"),
+    };
     let _ = writeln!(
         o,
-        "requests: {} completed, {} rejected, {} unfinished, of {}; span {:.1} s",
+        "requests: {} completed, {} rejected, {} unfinished, of {} arrived{after_horizon}; span {:.1} s",
         s.requests_completed,
         s.requests_rejected,
         s.requests_unfinished,
@@ -46,10 +50,19 @@ pub fn render(name: &str, s: &Summary) -> String {
         ("E2E", &s.latency.e2e_ms),
         ("queue wait", &s.latency.queue_wait_ms),
     ] {
+        // An empty distribution has no statistics (summary.json holds zeros).
+        let cell = |x: f64| match d.count {
+            0 => "-".to_string(),
+            _ => format!("{x:.2}"),
+        };
         let _ = writeln!(
             o,
-            "{label:<16}{:>10.2}{:>10.2}{:>10.2}{:>10.2}{:>10.2}",
-            d.mean, d.p50, d.p90, d.p99, d.max
+            "{label:<16}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            cell(d.mean),
+            cell(d.p50),
+            cell(d.p90),
+            cell(d.p99),
+            cell(d.max)
         );
     }
     let _ = writeln!(
