@@ -17,6 +17,9 @@ use crate::pod::engine::Pod;
 use crate::pod::request::PromptKeys;
 use crate::trace::request::{Prompt, TraceRequest};
 
+/// Metrics older than this make a pod no candidate (GIE's datastore, 2 s).
+const METRICS_STALENESS_NS: u64 = 2_000_000_000;
+
 /// Pod metrics as the router last scraped them.
 #[derive(Clone, Copy, Debug, Default)]
 struct Scraped {
@@ -217,6 +220,21 @@ impl EppRouter {
                 names.join(", ")
             ));
         }
+        let other_size: Vec<&str> = pods
+            .iter()
+            .filter(|p| index.is_some() && p.scheduler().config().block_size != index_block_size)
+            .map(|p| p.name.as_str())
+            .collect();
+        if !other_size.is_empty() {
+            warnings.push(format!(
+                "precise-prefix-cache-scorer: tokenProcessorConfig.blockSize {index_block_size} \
+                 differs from the vLLM block_size of {} of {} pods ({}), so the scorer never \
+                 finds their blocks; set it to the pods' block size",
+                other_size.len(),
+                pods.len(),
+                other_size.join(", ")
+            ));
+        }
         EppRouter {
             source: options.source,
             sched: cfg.scheduler,
@@ -295,7 +313,9 @@ impl EppRouter {
         } else {
             self.spaces.clear();
         }
+        // The datastore offers only pods with fresh metrics as candidates.
         let views: Vec<EndpointView> = (0..pods.len())
+            .filter(|&i| now_ns.saturating_sub(self.scraped[i].at_ns) <= METRICS_STALENESS_NS)
             .map(|i| {
                 let s = self.scraped[i];
                 let sch = pods[i].scheduler();

@@ -58,6 +58,11 @@ impl SchedulingProfile {
         &self.name
     }
 
+    /// Runs plugin `filter` before the profile's own filters.
+    pub fn prepend_filter(&mut self, filter: usize) {
+        self.filters.insert(0, filter);
+    }
+
     /// Filter plugin indices, in order.
     pub fn filters(&self) -> &[usize] {
         &self.filters

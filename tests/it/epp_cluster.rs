@@ -346,3 +346,46 @@ workload:
         .count();
     assert_eq!(hits, 32 - 4, "{routing}");
 }
+
+/// Spec §4: a metric is stale after 2 s and the datastore offers only pods
+/// with fresh metrics, so a 3 s scrape interval leaves windows with no
+/// candidate at all, and those requests are refused.
+#[test]
+fn pods_with_stale_metrics_are_no_candidates() {
+    let router = |refresh_ms: u32| {
+        format!(
+            "router:
+  type: epp
+  metrics_refresh_ms: {refresh_ms}
+  config:
+    plugins: [{{type: queue-scorer}}]
+"
+        )
+    };
+    let cut = |s: Value| {
+        (
+            s["requests_rejected"].as_u64().unwrap(),
+            s["requests_total"].as_u64().unwrap(),
+        )
+    };
+    let (rejected, total) = cut(epp_summary("load_only", Some(&router(1000))));
+    assert_eq!((rejected, total), (0, 1500));
+    let (rejected, _) = cut(epp_summary("load_only", Some(&router(3000))));
+    // Arrivals are Poisson: about a third fall 2–3 s after a scrape.
+    assert!((300..700).contains(&rejected), "{rejected} rejected");
+}
+
+#[test]
+fn a_precise_block_size_unlike_the_pods_is_warned() {
+    let d = tmp("precise-block-size");
+    let trace = burst_trace(&d);
+    let scenario = precise_only_scenario(&trace, ZERO_LAG, "events").replace(
+        "- type: precise-prefix-cache-scorer\n",
+        "- type: precise-prefix-cache-scorer\n        parameters: {tokenProcessorConfig: {blockSize: 64}}\n",
+    );
+    let (_, _, stderr) = run_loud(&d, &scenario);
+    assert!(
+        stderr.contains("blockSize 64 differs from the vLLM block_size of 4 of 4 pods"),
+        "{stderr}"
+    );
+}

@@ -101,7 +101,27 @@ pub fn build(cfg: &EndpointPickerConfig, src: Option<&str>) -> Result<LoadedConf
             Some(Built::Decider(d)) => deciders.push((name, d)),
         }
     }
-    let profiles = build_profiles(cfg, src, &mut plugins, &names, &handlers, &deciders)?;
+    // HEAD's utilization saturation detector filters the pool before any
+    // profile runs: the same as a saturation filter first in every profile.
+    let pool_filter = match &cfg.saturation_detector {
+        None => None,
+        Some(v) => match registry::build("saturation-filter", "saturationDetector", Some(v))? {
+            Some(Built::Plugin(p, _)) => {
+                plugins.push(NamedPlugin {
+                    name: Arc::from("saturationDetector"),
+                    plugin: p,
+                });
+                Some(plugins.len() - 1)
+            }
+            _ => unreachable!("saturation-filter is a filter"),
+        },
+    };
+    let mut profiles = build_profiles(cfg, src, &mut plugins, &names, &handlers, &deciders)?;
+    if let Some(i) = pool_filter {
+        for p in &mut profiles {
+            p.prepend_filter(i);
+        }
+    }
     let handler = build_handler(&handlers, &deciders, &plugins, &profiles)?;
     handler
         .validate(&profiles)

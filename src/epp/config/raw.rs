@@ -34,7 +34,8 @@ pub struct EndpointPickerConfig {
     /// Accepted, not interpreted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_layer: Option<Value>,
-    /// Accepted, not interpreted.
+    /// HEAD's utilization saturation detector (`queueDepthThreshold`,
+    /// `kvCacheUtilThreshold`, `metricsStalenessThreshold`): a pool filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saturation_detector: Option<Value>,
     /// Accepted, not interpreted.
