@@ -764,6 +764,25 @@ mod tests {
     }
 
     #[test]
+    fn a_point_that_completes_nothing_has_empty_latencies_and_counts_rejections() {
+        // Every prompt (16..256 tokens) is longer than max_model_len 8: all
+        // 150 requests are rejected, so there is no latency to report.
+        let dir = scratch("all-rejected");
+        run_sweep(&spec(1, &["pods[0].vllm.max_model_len=8"]), &dir).unwrap();
+        let csv = read(&dir, "sweep.csv");
+        let mut rd = csv::Reader::from_reader(csv.as_bytes());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        let row = rd.records().next().unwrap().unwrap();
+        let cell = |c: &str| &row[header.iter().position(|h| h == c).unwrap()];
+        for c in ["ttft_p50_ms", "ttft_p90_ms", "tpot_mean_ms", "e2e_p90_ms"] {
+            assert_eq!(cell(c), "", "{c}");
+        }
+        assert_eq!(cell("requests_completed"), "0");
+        assert_eq!(cell("requests_rejected"), "150");
+        assert_eq!(cell("error"), "");
+    }
+
+    #[test]
     fn keep_runs_writes_each_point() {
         let dir = scratch("keep");
         let mut s = spec(2, &["rate=80,160"]);
