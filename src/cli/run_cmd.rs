@@ -39,7 +39,7 @@ pub(crate) struct RunArgs {
     /// Output directory (default: out/<scenario name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Trace file replacing the workload's trace.
+    /// Trace file replacing the workload's trace (relative to the current directory).
     #[arg(long)]
     trace: Option<PathBuf>,
     /// No progress bar and no summary table.
@@ -56,9 +56,17 @@ pub(crate) struct Finished {
 }
 
 pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    // A command-line path is relative to the current directory, not to the
+    // scenario's (where the workload's own `trace.path` resolves).
+    let trace = a
+        .trace
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()
+        .context("--trace")?;
     let overrides = Overrides {
         seed: a.seed,
-        trace: a.trace.clone(),
+        trace,
         deployment: super::import_cmd::deployment_ref(
             a.modelservice.as_deref(),
             a.configmap.as_deref(),

@@ -136,7 +136,8 @@ pub struct Resolved {
 pub struct Overrides {
     /// `--seed`.
     pub seed: Option<u64>,
-    /// `--trace FILE`: replaces the workload's trace path.
+    /// `--trace FILE`: replaces the workload's trace path; a relative path
+    /// resolves against the scenario's directory, so the CLI passes it absolute.
     pub trace: Option<PathBuf>,
     /// `--modelservice F [--configmap F]`: replaces the scenario's `deployment`.
     pub deployment: Option<super::DeploymentRef>,

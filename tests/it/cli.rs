@@ -102,6 +102,24 @@ fn quickstart_runs_and_same_seed_gives_identical_files() {
     assert_eq!(s7["requests_completed"], 300);
 }
 
+#[test]
+fn a_trace_flag_is_relative_to_the_current_directory() {
+    // quickstart.yaml lives in scenarios/; its own trace path is
+    // ../traces/quickstart.jsonl, but --trace is read from where kvsim runs.
+    let d = tmp("trace-flag-cwd");
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--trace",
+        "traces/quickstart.jsonl",
+        "--quiet",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&d, "summary.json")).unwrap();
+    assert_eq!(summary["requests_completed"], 300);
+}
+
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("s.yaml");
     std::fs::write(&p, body).unwrap();
