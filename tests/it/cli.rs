@@ -120,6 +120,32 @@ fn a_trace_flag_is_relative_to_the_current_directory() {
     assert_eq!(summary["requests_completed"], 300);
 }
 
+#[test]
+fn a_trace_flag_detects_the_format_of_its_own_file() {
+    // quickstart.yaml says `format: native`; a Mooncake file given with
+    // --trace is read as Mooncake, as `kvsim trace stats` would read it.
+    let d = tmp("trace-flag-format");
+    let trace = d.join("mc.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 4, \"hash_ids\": [0, 1]}\n\
+         {\"timestamp\": 10, \"input_length\": 600, \"output_length\": 4, \"hash_ids\": [0, 2]}\n",
+    )
+    .unwrap();
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        d.join("o").to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("o"), "summary.json")).unwrap();
+    assert_eq!(summary["requests_completed"], 2);
+}
+
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("s.yaml");
     std::fs::write(&p, body).unwrap();
