@@ -171,6 +171,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         }
     };
     let pd = resolved.build_pd();
+    let has_pd = pd.is_some();
     let sim = Simulation::new(
         pods,
         routing,
@@ -204,11 +205,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
     }
     let n_stalled = run.not_finished.iter().filter(|r| r.stalled).count();
     if n_stalled > 0 {
-        eprintln!(
-            "warning: {n_stalled} requests stalled on their pods (counted as unfinished): \
-             the pod's scheduler could make no progress, as vLLM would hang; \
-             typically too few KV blocks for P/D pulls plus a preempted request"
-        );
+        eprintln!("warning: {}", stall_warning(n_stalled, has_pd));
     }
     let (summary, records) = summarize(&run);
     Ok(Finished {
@@ -217,6 +214,21 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         records,
         run,
     })
+}
+
+/// The warning for requests stalled on their pods; the P/D cause is named
+/// only when the run has P/D, where it is the usual one.
+fn stall_warning(n_stalled: usize, has_pd: bool) -> String {
+    let hint = if has_pd {
+        "typically too few KV blocks for P/D pulls plus a preempted request"
+    } else {
+        "check the pods' KV blocks (num_gpu_blocks_override, gpu_memory_utilization) \
+         and vllm.watermark against the longest request"
+    };
+    format!(
+        "{n_stalled} requests stalled on their pods (counted as unfinished): \
+         the pod's scheduler could make no progress, as vLLM would hang; {hint}"
+    )
 }
 
 fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
@@ -250,4 +262,17 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     write::json(&mut w, &f.resolved)?;
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_hint_names_pd_only_when_the_run_has_pd() {
+        assert!(stall_warning(3, true).contains("P/D pulls"));
+        let w = stall_warning(3, false);
+        assert!(w.starts_with("3 requests stalled"), "{w}");
+        assert!(!w.contains("P/D"), "{w}");
+    }
 }

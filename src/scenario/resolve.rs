@@ -522,6 +522,7 @@ fn resolve_group(
         Some(m) => m,
         None => capacity_tokens.min(DEFAULT_MAX_MODEL_LEN_CAP as u64) as u32,
     };
+    check_scheduler_config(ctx, &f, v, mnbt, seqs, max_model_len)?;
     let policy = match v.scheduling_policy.as_deref().unwrap_or("fcfs") {
         p @ ("fcfs" | "priority") => p.to_string(),
         other => {
@@ -573,6 +574,58 @@ fn resolve_group(
         gpu_spec: Some(gpu),
         model_spec: Some(model),
     })
+}
+
+/// vLLM's `SchedulerConfig.verify_max_model_len` (`config/scheduler.py`):
+/// configurations vLLM refuses at start-up, which would otherwise stall the
+/// simulated pod. The error names the field the user set (else the default
+/// that clashes with it).
+fn check_scheduler_config(
+    ctx: &ErrorCtx<'_>,
+    f: &dyn Fn(&str) -> String,
+    v: &super::VllmArgs,
+    mnbt: u32,
+    seqs: u32,
+    max_model_len: u32,
+) -> Result<(), ScenarioError> {
+    let given = |set: bool| if set { "" } else { ", the default" };
+    let mnbt_text = format!("{mnbt}{}", given(v.max_num_batched_tokens.is_some()));
+    if !v.enable_chunked_prefill.unwrap_or(true) && mnbt < max_model_len {
+        let (field, value) = if v.max_num_batched_tokens.is_some() {
+            ("vllm.max_num_batched_tokens", mnbt.to_string())
+        } else if v.max_model_len.is_some() {
+            ("vllm.max_model_len", max_model_len.to_string())
+        } else {
+            ("vllm.enable_chunked_prefill", "false".to_string())
+        };
+        return Err(ctx.err(
+            &f(field),
+            Some(&value),
+            format!(
+                "with enable_chunked_prefill false, max_num_batched_tokens ({mnbt_text}) must be at least \
+                 max_model_len ({max_model_len}{}): vLLM refuses to start; raise max_num_batched_tokens, \
+                 lower max_model_len or enable chunked prefill",
+                given(v.max_model_len.is_some())
+            ),
+        ));
+    }
+    if mnbt < seqs {
+        let (field, value) = if v.max_num_batched_tokens.is_some() {
+            ("vllm.max_num_batched_tokens", mnbt)
+        } else {
+            ("vllm.max_num_seqs", seqs)
+        };
+        return Err(ctx.err(
+            &f(field),
+            Some(&value.to_string()),
+            format!(
+                "max_num_batched_tokens ({mnbt_text}) must be at least max_num_seqs ({seqs}{}): \
+                 vLLM refuses to start; raise max_num_batched_tokens or lower max_num_seqs",
+                given(v.max_num_seqs.is_some())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Resolved {

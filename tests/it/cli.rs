@@ -181,6 +181,19 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
         ),
         ("  - gpu: H100\n    model: Llama-3.1-70B", &["pods[0].gpu", "exceed"]),
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    role: decoder", &["pods[0].role", "decoder", "did you mean \"decode\""]),
+        // vLLM's SchedulerConfig start-up checks.
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm:\n      enable_chunked_prefill: false\n      max_num_batched_tokens: 256\n      max_num_seqs: 4\n      max_model_len: 4096",
+            &["s.yaml:7", "pods[0].vllm.max_num_batched_tokens", "max_num_batched_tokens (256) must be at least max_model_len (4096)", "vLLM refuses to start"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {enable_chunked_prefill: false, max_model_len: 9000}",
+            &["s.yaml:5", "pods[0].vllm.max_model_len", "(8192, the default) must be at least max_model_len (9000)"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {max_num_batched_tokens: 256}",
+            &["s.yaml:5", "pods[0].vllm.max_num_batched_tokens", "(256) must be at least max_num_seqs (1024, the default)"],
+        ),
     ];
     for (pods, needles) in cases {
         let p = scenario(&d, pods);
