@@ -216,6 +216,16 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
     })
 }
 
+/// Removes an output file this run did not write; a missing one is fine.
+fn remove_stale(p: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing the stale {}", p.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The warning for requests stalled on their pods; the P/D cause is named
 /// only when the run has P/D, where it is the usual one.
 fn stall_warning(n_stalled: usize, has_pd: bool) -> String {
@@ -238,7 +248,8 @@ fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     ))
 }
 
-/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv` and `config.json`.
+/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv`,
+/// `config.json` and, with a decision log, `routing.csv` (else removes it).
 pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut w = create(dir, "summary.json")?;
@@ -253,7 +264,11 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     let mut w = create(dir, "timeseries.csv")?;
     write::timeseries_csv(&mut w, &f.run.pods)?;
     w.flush()?;
-    if !f.run.decision_log.is_empty() {
+    if f.run.decision_log.is_empty() {
+        // A reused directory may hold an earlier run's decision log, which
+        // `kvsim report` would attribute to this run.
+        remove_stale(&dir.join("routing.csv"))?;
+    } else {
         let mut w = create(dir, "routing.csv")?;
         write::routing_csv(&mut w, &f.run.decision_log)?;
         w.flush()?;

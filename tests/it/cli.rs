@@ -146,6 +146,23 @@ fn a_trace_flag_detects_the_format_of_its_own_file() {
     assert_eq!(summary["requests_completed"], 2);
 }
 
+#[test]
+fn a_reused_out_directory_loses_the_files_this_run_did_not_write() {
+    // quickstart has no EPP decision log: an earlier run's routing.csv must
+    // not survive to be reported as this run's.
+    let d = tmp("stale-out");
+    std::fs::write(d.join("routing.csv"), "stale\n").unwrap();
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(!d.join("routing.csv").exists());
+    assert!(d.join("summary.json").exists());
+}
+
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("s.yaml");
     std::fs::write(&p, body).unwrap();
