@@ -346,9 +346,18 @@ fn check_sets_apply(scenario: &Path, points: &[Vec<(String, String)>]) -> anyhow
     let text = std::fs::read_to_string(scenario)
         .with_context(|| format!("reading {}", scenario.display()))?;
     // A file that is not YAML fails every point with its own message.
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+    let Ok(mut doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
         return Ok(());
     };
+    if doc.get("deployment").is_some() {
+        // Its pods are the deployment's: check against them (as each point
+        // will run); a deployment that cannot be imported fails every point.
+        let base_dir = scenario.parent().unwrap_or(Path::new(""));
+        let Some((expanded, _)) = crate::scenario::set::expand_in_document(&doc, base_dir) else {
+            return Ok(());
+        };
+        doc = expanded;
+    }
     for p in points {
         let mut d = doc.clone();
         for (k, v) in p {
