@@ -546,7 +546,7 @@ fn resolve_group(
     let step_time = g.step_time.clone().unwrap_or_else(|| default_step.clone());
     // Build once here so bad parameters fail at load time, naming the field.
     build_step_time_model(&step_time, gpu, &model, tp, async_scheduling)
-        .map_err(|e| ctx.err(&format!("pods[{i}].step_time"), None, e.to_string()))?;
+        .map_err(|e| step_time_err(ctx, i, g.step_time.is_some(), &e))?;
     Ok(ResolvedGroup {
         name: g.name.clone().unwrap_or_else(|| role.clone()),
         count,
@@ -574,6 +574,34 @@ fn resolve_group(
         gpu_spec: Some(gpu),
         model_spec: Some(model),
     })
+}
+
+/// A step-time error at the field it is about: inside the group's own
+/// `step_time` or, when the group inherits it, the top-level one.
+fn step_time_err(
+    ctx: &ErrorCtx<'_>,
+    i: usize,
+    own: bool,
+    e: &crate::pod::latency::StepTimeError,
+) -> ScenarioError {
+    use crate::pod::latency::StepTimeError as E;
+    let base = if own {
+        format!("pods[{i}].step_time")
+    } else {
+        "step_time".to_string()
+    };
+    let (field, value) = match e {
+        E::InvalidParameter { field, value, .. } => {
+            (format!("{base}.{field}"), Some(value.to_string()))
+        }
+        E::UnknownCoefficients { name, .. } => (format!("{base}.coefficients"), Some(name.clone())),
+        E::MissingCoefficient { .. } => (base, None),
+        E::InvalidTp { tp, .. } => (
+            format!("pods[{i}].tensor_parallel_size"),
+            Some(tp.to_string()),
+        ),
+    };
+    ctx.err(&field, value.as_deref(), e.to_string())
 }
 
 /// vLLM's `SchedulerConfig.verify_max_model_len` (`config/scheduler.py`):

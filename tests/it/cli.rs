@@ -198,6 +198,19 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
         ),
         ("  - gpu: H100\n    model: Llama-3.1-70B", &["pods[0].gpu", "exceed"]),
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    role: decoder", &["pods[0].role", "decoder", "did you mean \"decode\""]),
+        // A bad step_time is named where it is written: top level or in the group.
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\nstep_time: {model: constant, step_us: 0}",
+            &["s.yaml:5: step_time.step_us: ", "expected a positive number of µs, got 0"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    step_time: {model: constant, step_us: 0}",
+            &["s.yaml:5: pods[0].step_time.step_us: "],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\nstep_time: {model: linear, coefficients: llama-3.1-8b/h100/tp9}",
+            &["s.yaml:5: step_time.coefficients: ", "unknown coefficients"],
+        ),
         // vLLM's SchedulerConfig start-up checks.
         (
             "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm:\n      enable_chunked_prefill: false\n      max_num_batched_tokens: 256\n      max_num_seqs: 4\n      max_model_len: 4096",
