@@ -366,6 +366,22 @@ fn conformance_command_writes_the_oracle_schema() {
         v["steps"][0]["kv_events"][0]["block_hashes"][0],
         7322446309363477352u64
     );
+    // vLLM 0.11 hashes NONE_HASH from os.urandom without a seed: the error
+    // names the flag that supplies one.
+    let (code, err) = run_err(&[
+        "conformance",
+        "vllm",
+        "tests/data/conformance/vllm/a_shared_prefix.json",
+        "--vllm-version",
+        "0.11",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("python_hash_seed") && err.contains("--python-hash-seed S"),
+        "{err}"
+    );
 }
 
 #[test]
