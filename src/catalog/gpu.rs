@@ -92,15 +92,9 @@ pub static GPUS: &[GpuSpec] = &[
         mfu_decode: 0.18,
         bw_efficiency: 0.81,
         interconnect_bytes_per_s: 300e9,
-        aliases: &[
-            "a100-80gb",
-            "a100-80",
-            "a100",
-            "a100-sxm",
-            "a100-sxm4",
-            "a100-sxm4-80gb",
-            "a100-sxm-80gb",
-        ],
+        // No bare `A100`, `A100-SXM` or `A100-SXM4`: those also name the 40 GB
+        // part, whose KV capacity is half; the name must say 80 GB.
+        aliases: &["a100-80gb", "a100-80", "a100-sxm4-80gb", "a100-sxm-80gb"],
     },
     GpuSpec {
         name: "L40S",
@@ -137,10 +131,16 @@ pub fn gpu(name: &str) -> Result<&'static GpuSpec, CatalogError> {
     let all_aliases = GPUS
         .iter()
         .flat_map(|g| g.aliases.iter().map(move |a| (*a, g.name)));
+    // A name an alias extends (`A100` of `a100-80gb`) is the part meant, even
+    // when another name is fewer edits away (`H100`).
+    let extended = GPUS
+        .iter()
+        .find(|g| !key.is_empty() && g.aliases.iter().any(|a| a.starts_with(&key)))
+        .map(|g| g.name);
     Err(CatalogError::UnknownGpu {
         name: name.to_string(),
         valid: GPUS.iter().map(|g| g.name).collect::<Vec<_>>().join(", "),
-        suggestion: nearest_name(&key, all_aliases),
+        suggestion: extended.or_else(|| nearest_name(&key, all_aliases)),
     })
 }
 
@@ -184,6 +184,12 @@ mod tests {
             msg.contains("valid: H100, H200, A100-80GB, L40S, B200"),
             "{msg}"
         );
+        // A100 without its memory size may be the 40 GB part: an error
+        // pointing at the 80 GB one, not a silent guess.
+        for n in ["A100", "A100-SXM4", "nvidia-a100-sxm"] {
+            let msg = gpu(n).unwrap_err().to_string();
+            assert!(msg.contains("did you mean \"A100-80GB\"?"), "{n}: {msg}");
+        }
         assert!(matches!(
             gpu("TPU-v5e"),
             Err(CatalogError::UnknownGpu {

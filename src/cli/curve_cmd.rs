@@ -32,11 +32,20 @@ pub struct CurveArgs {
     pub marks: Vec<CapacityMark>,
     /// Number of log-spaced capacities in the CSV (at least 2; at most one per
     /// block count up to saturation).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = parse_points)]
     pub points: usize,
     /// Output directory for curve.csv, curve.png, curve.svg.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+}
+
+/// `--points`: a curve needs two capacities (its ends).
+fn parse_points(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        Ok(n) => Err(format!("must be at least 2, got {n}")),
+        Err(_) => Err(format!("expected a whole number of at least 2, got {s:?}")),
+    }
 }
 
 fn parse_mark(s: &str) -> Result<CapacityMark, String> {
@@ -66,7 +75,7 @@ pub fn run(args: &CurveArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         (Some(b), _) => Some(b),
         (None, Some(m)) => Some(
             kv_bytes_per_token(m)
-                .ok_or_else(|| anyhow!("unknown model {m:?}: pass --kv-bytes-per-token"))?,
+                .map_err(|e| anyhow!("--model: {e}; or pass --kv-bytes-per-token"))?,
         ),
         (None, None) => None,
     };
@@ -197,6 +206,24 @@ mod tests {
         assert!(out_dir.join("curve.png").exists() && out_dir.join("curve.svg").exists());
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(parse_mark("x").is_err());
+    }
+
+    #[test]
+    fn points_below_two_and_unknown_models_are_errors_that_say_what_is_valid() {
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from([&["curve", "t.jsonl", "--block-size", "16"], extra].concat())
+        };
+        for bad in ["0", "1"] {
+            let e = parse(&["--points", bad]).err().expect(bad).to_string();
+            assert!(e.contains("must be at least 2"), "{e}");
+        }
+        assert_eq!(parse(&["--points", "2"]).unwrap().args.points, 2);
+        let cli = parse(&["--model", "Llama-3.1-8X"]).unwrap();
+        let e = run(&cli.args, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--model: unknown model \"Llama-3.1-8X\"") && e.contains("did you mean"),
+            "{e}"
+        );
         assert!(parse_mark(" =5").unwrap_err().contains("label"));
     }
 }

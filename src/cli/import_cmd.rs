@@ -92,10 +92,9 @@ fn read_scenario(p: &Path) -> anyhow::Result<Scenario> {
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     let mut sc: Scenario =
         serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
-    if let Some(t) = sc.workload.trace.as_ref().map(|t| t.path.clone()) {
-        if t.is_relative() {
-            let abs = std::path::absolute(p.parent().unwrap_or(Path::new("")).join(&t))?;
-            sc.workload.override_trace_path(abs);
+    if let Some(t) = sc.workload.trace.as_mut() {
+        if t.path.is_relative() {
+            t.path = std::path::absolute(p.parent().unwrap_or(Path::new("")).join(&t.path))?;
         }
     }
     Ok(sc)

@@ -10,7 +10,7 @@
 //!
 //! Every point runs with the scenario's seed (or `--seed`), so all of them see
 //! the same workload. A point passes when every SLO holds and every request
-//! finished. The evidence (every evaluated point, its metrics and pass/fail)
+//! completed (none rejected or unfinished). The evidence (every evaluated point, its metrics and pass/fail)
 //! is printed and written to `DIR/plan.csv`. An answer that does not exist
 //! (infeasible at `--max-pods`, or no rate sustained) exits with code 1.
 
@@ -21,8 +21,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::plan_search::{search_counts, search_rate, Probe};
-use super::point::{self, num, num_ms, Evaluated, SeedRule};
-use super::slo::{metric_ms, parse_slos, violations, Slo};
+use super::point::{self, num, stat_ms, Evaluated, SeedRule};
+use super::slo::{metric_ms, metric_stat, parse_slos, violations, Slo};
 use crate::scenario::resolve::Resolved;
 use crate::trace::gen::arrival::ArrivalSpec;
 
@@ -315,6 +315,7 @@ fn evidence_header(first: &[String], slos: &[Slo]) -> Vec<String> {
         [
             "throughput_req_s",
             "requests_completed",
+            "requests_rejected",
             "requests_unfinished",
             "pass",
             "violations",
@@ -328,12 +329,12 @@ fn evidence_row(first: Vec<String>, e: &Evaluated, slos: &[Slo], v: &[String]) -
     let mut r = first;
     r.push(e.n_gpus.to_string());
     r.push(num(e.summary.hit_rate));
-    r.extend(
-        slos.iter()
-            .map(|s| num_ms(metric_ms(&e.summary, &s.metric))),
-    );
+    r.extend(slos.iter().map(|s| {
+        metric_stat(&e.summary, &s.metric).map_or_else(String::new, |(d, x)| stat_ms(d, x))
+    }));
     r.push(num(e.summary.throughput.requests_per_s));
     r.push(e.summary.requests_completed.to_string());
+    r.push(e.summary.requests_rejected.to_string());
     r.push(e.summary.requests_unfinished.to_string());
     r.push(if v.is_empty() { "pass" } else { "fail" }.into());
     r.push(v.join("; "));
@@ -552,6 +553,25 @@ mod tests {
         // And an SLO below one step is never met.
         let res = plan_counts(&spec(Some(50.0), 4, "ttft_p90=500us")).unwrap();
         assert_eq!(res.answer, None);
+    }
+
+    #[test]
+    fn rejected_requests_fail_a_point_however_fast_the_rest_are() {
+        // Prompts of 16..256 tokens against max_model_len 128: about half
+        // the requests are rejected at admission; the rest meet a loose SLO.
+        let mut s = spec(None, 2, "ttft_p90=10s");
+        s.scenario =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sweep/poisson.yaml");
+        s.base_sets = vec![("pods[0].vllm.max_model_len".into(), "128".into())];
+        let res = plan_counts(&s).unwrap();
+        assert_eq!(res.answer, None, "{:?}", res.rows);
+        let col = |name: &str| res.header.iter().position(|h| h == name).unwrap();
+        for r in &res.rows {
+            let rejected: u64 = r[col("requests_rejected")].parse().unwrap();
+            assert!(rejected > 0 && r[col("requests_completed")] != "0", "{r:?}");
+            assert_eq!(r[col("pass")], "fail");
+            assert_eq!(r[col("violations")], format!("rejected={rejected}"));
+        }
     }
 
     #[test]

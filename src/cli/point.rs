@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::metrics::percentile::Dist;
 use crate::metrics::summary::Summary;
 use crate::scenario::resolve::{Overrides, Resolved};
 use crate::scenario::set::resolve_with_sets;
@@ -27,6 +28,7 @@ pub(crate) const METRIC_COLUMNS: &[&str] = &[
     "throughput_req_s",
     "throughput_out_tok_s",
     "requests_completed",
+    "requests_rejected",
     "requests_unfinished",
     "preemptions",
 ];
@@ -58,18 +60,30 @@ pub(crate) fn metric_cells(e: &Evaluated) -> Vec<String> {
     vec![
         e.n_gpus.to_string(),
         num(s.hit_rate),
-        num_ms(l.ttft_ms.p50),
-        num_ms(l.ttft_ms.p90),
-        num_ms(l.ttft_ms.p99),
-        num_ms(l.tpot_ms.mean),
-        num_ms(l.tpot_ms.p90),
-        num_ms(l.e2e_ms.p90),
+        stat_ms(&l.ttft_ms, l.ttft_ms.p50),
+        stat_ms(&l.ttft_ms, l.ttft_ms.p90),
+        stat_ms(&l.ttft_ms, l.ttft_ms.p99),
+        stat_ms(&l.tpot_ms, l.tpot_ms.mean),
+        stat_ms(&l.tpot_ms, l.tpot_ms.p90),
+        stat_ms(&l.e2e_ms, l.e2e_ms.p90),
         num(s.throughput.requests_per_s),
         num(s.throughput.output_tokens_per_s),
         s.requests_completed.to_string(),
+        s.requests_rejected.to_string(),
         s.requests_unfinished.to_string(),
         s.preemptions.to_string(),
     ]
+}
+
+/// A statistic of a latency distribution as a cell: empty when the
+/// distribution has no sample, whose statistics summarize as 0 and would read
+/// as an ideal latency (`kvsim report` treats an empty cell as no point).
+pub(crate) fn stat_ms(d: &Dist, x: f64) -> String {
+    if d.count == 0 {
+        String::new()
+    } else {
+        num_ms(x)
+    }
 }
 
 /// Shortest round-trip decimal of a float (deterministic across platforms).

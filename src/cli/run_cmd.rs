@@ -39,7 +39,7 @@ pub(crate) struct RunArgs {
     /// Output directory (default: out/<scenario name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Trace file replacing the workload's trace.
+    /// Trace file replacing the workload's trace (relative to the current directory).
     #[arg(long)]
     trace: Option<PathBuf>,
     /// No progress bar and no summary table.
@@ -56,9 +56,17 @@ pub(crate) struct Finished {
 }
 
 pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    // A command-line path is relative to the current directory, not to the
+    // scenario's (where the workload's own `trace.path` resolves).
+    let trace = a
+        .trace
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()
+        .context("--trace")?;
     let overrides = Overrides {
         seed: a.seed,
-        trace: a.trace.clone(),
+        trace,
         deployment: super::import_cmd::deployment_ref(
             a.modelservice.as_deref(),
             a.configmap.as_deref(),
@@ -163,6 +171,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         }
     };
     let pd = resolved.build_pd();
+    let has_pd = pd.is_some();
     let sim = Simulation::new(
         pods,
         routing,
@@ -196,11 +205,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
     }
     let n_stalled = run.not_finished.iter().filter(|r| r.stalled).count();
     if n_stalled > 0 {
-        eprintln!(
-            "warning: {n_stalled} requests stalled on their pods (counted as unfinished): \
-             the pod's scheduler could make no progress, as vLLM would hang; \
-             typically too few KV blocks for P/D pulls plus a preempted request"
-        );
+        eprintln!("warning: {}", stall_warning(n_stalled, has_pd));
     }
     let (summary, records) = summarize(&run);
     Ok(Finished {
@@ -211,6 +216,31 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
     })
 }
 
+/// Removes an output file this run did not write; a missing one is fine.
+fn remove_stale(p: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing the stale {}", p.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The warning for requests stalled on their pods; the P/D cause is named
+/// only when the run has P/D, where it is the usual one.
+fn stall_warning(n_stalled: usize, has_pd: bool) -> String {
+    let hint = if has_pd {
+        "typically too few KV blocks for P/D pulls plus a preempted request"
+    } else {
+        "check the pods' KV blocks (num_gpu_blocks_override, gpu_memory_utilization) \
+         and vllm.watermark against the longest request"
+    };
+    format!(
+        "{n_stalled} requests stalled on their pods (counted as unfinished): \
+         the pod's scheduler could make no progress, as vLLM would hang; {hint}"
+    )
+}
+
 fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     let p = dir.join(name);
     Ok(BufWriter::new(
@@ -218,7 +248,8 @@ fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     ))
 }
 
-/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv` and `config.json`.
+/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv`,
+/// `config.json` and, with a decision log, `routing.csv` (else removes it).
 pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut w = create(dir, "summary.json")?;
@@ -233,7 +264,11 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     let mut w = create(dir, "timeseries.csv")?;
     write::timeseries_csv(&mut w, &f.run.pods)?;
     w.flush()?;
-    if !f.run.decision_log.is_empty() {
+    if f.run.decision_log.is_empty() {
+        // A reused directory may hold an earlier run's decision log, which
+        // `kvsim report` would attribute to this run.
+        remove_stale(&dir.join("routing.csv"))?;
+    } else {
         let mut w = create(dir, "routing.csv")?;
         write::routing_csv(&mut w, &f.run.decision_log)?;
         w.flush()?;
@@ -242,4 +277,17 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     write::json(&mut w, &f.resolved)?;
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_hint_names_pd_only_when_the_run_has_pd() {
+        assert!(stall_warning(3, true).contains("P/D pulls"));
+        let w = stall_warning(3, false);
+        assert!(w.starts_with("3 requests stalled"), "{w}");
+        assert!(!w.contains("P/D"), "{w}");
+    }
 }

@@ -143,31 +143,39 @@ fn parse_duration_ms(metric: &str, value: &str) -> Result<f64, SloError> {
     }
 }
 
-/// The value of a metric (a name from [`metric_names`]) in a summary, ms.
-pub(crate) fn metric_ms(s: &Summary, metric: &str) -> f64 {
+/// The distribution a metric (a name from [`metric_names`]) reads and its
+/// value there, ms; `None` for a name that is not a metric.
+pub(crate) fn metric_stat<'a>(s: &'a Summary, metric: &str) -> Option<(&'a Dist, f64)> {
     let l = &s.latency;
-    let (lat, stat) = metric.rsplit_once('_').unwrap_or((metric, ""));
+    let (lat, stat) = metric.rsplit_once('_')?;
     let d: &Dist = match lat {
         "ttft" => &l.ttft_ms,
         "tpot" => &l.tpot_ms,
         "itl" => &l.itl_ms,
         "e2e" => &l.e2e_ms,
         "queue_wait" => &l.queue_wait_ms,
-        _ => return f64::NAN,
+        _ => return None,
     };
-    match stat {
+    let x = match stat {
         "mean" => d.mean,
         "p50" => d.p50,
         "p90" => d.p90,
         "p99" => d.p99,
         "max" => d.max,
-        _ => f64::NAN,
-    }
+        _ => return None,
+    };
+    Some((d, x))
 }
 
-/// What is violated at a point: one entry per failed SLO, plus unfinished or
-/// missing requests (a run that did not finish the requests that arrived
-/// never passes; those arriving after a horizon do not count).
+/// The value of a metric in a summary, ms (NaN for a name that is not one).
+pub(crate) fn metric_ms(s: &Summary, metric: &str) -> f64 {
+    metric_stat(s, metric).map_or(f64::NAN, |(_, x)| x)
+}
+
+/// What is violated at a point: one entry per failed SLO, plus rejected or
+/// unfinished requests (a run that did not finish the requests that arrived
+/// never passes: latencies of the few requests that were served say nothing
+/// about the ones turned away; those arriving after a horizon do not count).
 pub(crate) fn violations(s: &Summary, slos: &[Slo]) -> Vec<String> {
     let mut v: Vec<String> = slos
         .iter()
@@ -177,8 +185,11 @@ pub(crate) fn violations(s: &Summary, slos: &[Slo]) -> Vec<String> {
                 .then(|| format!("{} {x:.1} ms > {} ms", slo.metric, slo.bound_ms))
         })
         .collect();
+    if s.requests_rejected > 0 {
+        v.push(format!("rejected={}", s.requests_rejected));
+    }
     if s.requests_unfinished > 0 {
-        v.push(format!("{} requests unfinished", s.requests_unfinished));
+        v.push(format!("unfinished={}", s.requests_unfinished));
     }
     if s.requests_completed == 0 {
         v.push("no request completed".into());

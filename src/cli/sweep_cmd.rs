@@ -346,9 +346,18 @@ fn check_sets_apply(scenario: &Path, points: &[Vec<(String, String)>]) -> anyhow
     let text = std::fs::read_to_string(scenario)
         .with_context(|| format!("reading {}", scenario.display()))?;
     // A file that is not YAML fails every point with its own message.
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+    let Ok(mut doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
         return Ok(());
     };
+    if doc.get("deployment").is_some() {
+        // Its pods are the deployment's: check against them (as each point
+        // will run); a deployment that cannot be imported fails every point.
+        let base_dir = scenario.parent().unwrap_or(Path::new(""));
+        let Some((expanded, _)) = crate::scenario::set::expand_in_document(&doc, base_dir) else {
+            return Ok(());
+        };
+        doc = expanded;
+    }
     for p in points {
         let mut d = doc.clone();
         for (k, v) in p {
@@ -761,6 +770,25 @@ mod tests {
         // Other keys: refuse to mix files.
         let e = run_sweep(&spec(1, &["rate=80"]), &dir).unwrap_err();
         assert!(e.to_string().contains("use another --out"), "{e}");
+    }
+
+    #[test]
+    fn a_point_that_completes_nothing_has_empty_latencies_and_counts_rejections() {
+        // Every prompt (16..256 tokens) is longer than max_model_len 8: all
+        // 150 requests are rejected, so there is no latency to report.
+        let dir = scratch("all-rejected");
+        run_sweep(&spec(1, &["pods[0].vllm.max_model_len=8"]), &dir).unwrap();
+        let csv = read(&dir, "sweep.csv");
+        let mut rd = csv::Reader::from_reader(csv.as_bytes());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        let row = rd.records().next().unwrap().unwrap();
+        let cell = |c: &str| &row[header.iter().position(|h| h == c).unwrap()];
+        for c in ["ttft_p50_ms", "ttft_p90_ms", "tpot_mean_ms", "e2e_p90_ms"] {
+            assert_eq!(cell(c), "", "{c}");
+        }
+        assert_eq!(cell("requests_completed"), "0");
+        assert_eq!(cell("requests_rejected"), "150");
+        assert_eq!(cell("error"), "");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::compat::VllmVersion;
-use crate::kv::hash::{HashAlgo, VllmBlockHasher};
+use crate::kv::hash::{HashAlgo, HashError, VllmBlockHasher};
 use crate::kv::hasher::BlockHasher;
 use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::{Policy, ReqSlot, Scheduler, SchedulerConfig, StepOutcome, StepPlan};
@@ -226,8 +226,18 @@ pub fn run(w: &Workload, opts: &RunOptions) -> Result<Output, ConformanceError> 
         .python_hash_seed
         .clone()
         .or_else(|| w.python_hash_seed.clone());
-    let vh = VllmBlockHasher::new(algo, opts.version, seed.as_deref())
-        .map_err(|e| bad("hash_algo", format!("{e}")))?;
+    let vh = VllmBlockHasher::new(algo, opts.version, seed.as_deref()).map_err(|e| match e {
+        // Name the knobs this command has, not the scenario's per-pod seeds.
+        HashError::NeedsSeed { .. } => bad(
+            "python_hash_seed",
+            format!(
+                "vLLM {} with {} draws NONE_HASH from os.urandom unless PYTHONHASHSEED is set: \
+                 give --python-hash-seed S (the seed the case was recorded with) or python_hash_seed in the case",
+                opts.version, w.hash_algo
+            ),
+        ),
+        e => bad("hash_algo", format!("{e}")),
+    })?;
     let hasher = BlockHasher::Vllm(Box::new(vh));
     let policy = match w.policy.as_deref().unwrap_or("fcfs") {
         "fcfs" => Policy::Fcfs,

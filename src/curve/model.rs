@@ -6,9 +6,10 @@ use crate::catalog::{gpu::GPUS, model::model as catalog_model};
 use crate::compat::VllmVersion;
 use crate::pod::capacity::{num_gpu_blocks, CapacityInput};
 
-/// KV-cache bytes per token of `model` (catalog name, alias or HF id), if known.
-pub fn kv_bytes_per_token(model: &str) -> Option<u64> {
-    catalog_model(model).ok().map(|m| m.kv_bytes_per_token())
+/// KV-cache bytes per token of `model` (catalog name, alias or HF id); an
+/// unknown model's error lists the valid names and suggests the nearest.
+pub fn kv_bytes_per_token(model: &str) -> Result<u64, crate::catalog::CatalogError> {
+    catalog_model(model).map(|m| m.kv_bytes_per_token())
 }
 
 /// A named KV capacity to mark on a curve.
@@ -52,11 +53,16 @@ mod tests {
     #[test]
     fn known_models() {
         assert_eq!(
-            kv_bytes_per_token("meta-llama/Llama-3.2-1B-Instruct"),
-            Some(32_768)
+            kv_bytes_per_token("meta-llama/Llama-3.2-1B-Instruct").unwrap(),
+            32_768
         );
-        assert_eq!(kv_bytes_per_token("Llama-3.1-8B"), Some(131_072));
-        assert_eq!(kv_bytes_per_token("gpt-5"), None);
+        assert_eq!(kv_bytes_per_token("Llama-3.1-8B").unwrap(), 131_072);
+        let e = kv_bytes_per_token("Llama-3.1-8X").unwrap_err().to_string();
+        assert!(
+            e.contains("did you mean") && e.contains("Llama-3.1-8B"),
+            "{e}"
+        );
+        assert!(e.contains("valid: "), "{e}");
     }
 
     #[test]

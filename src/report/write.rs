@@ -12,9 +12,33 @@ pub fn json<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> std::io::Res
     out.write_all(b"\n")
 }
 
+/// The header of `requests.csv`: [`RequestRecord`]'s fields in order.
+pub(crate) const REQUESTS_COLUMNS: &[&str] = &[
+    "id",
+    "pod",
+    "arrival_ms",
+    "dispatch_ms",
+    "first_scheduled_ms",
+    "first_token_ms",
+    "finish_ms",
+    "prompt_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "preemptions",
+    "ttft_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "queue_wait_ms",
+];
+
 /// `requests.csv`: one row per completed request, by id.
 pub fn requests_csv(out: &mut dyn Write, records: &[RequestRecord]) -> csv::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
+    // serde writes a header only with the first row: written by hand, it is
+    // there when no request completed, so readers see the columns, not 0 bytes.
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    w.write_record(REQUESTS_COLUMNS)?;
     for r in records {
         w.serialize(r)?;
     }
@@ -110,4 +134,44 @@ pub fn routing_csv(out: &mut dyn Write, rows: &[DecisionRow]) -> csv::Result<()>
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_of(records: &[RequestRecord]) -> String {
+        let mut b = Vec::new();
+        requests_csv(&mut b, records).unwrap();
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn requests_csv_has_its_header_even_without_rows() {
+        let header = format!("{}\n", REQUESTS_COLUMNS.join(","));
+        assert_eq!(csv_of(&[]), header);
+        // The hand-written header is the one serde would write.
+        let r = RequestRecord {
+            id: 7,
+            pod: "pod-0".into(),
+            arrival_ms: 0.0,
+            dispatch_ms: 0.0,
+            first_scheduled_ms: 1.0,
+            first_token_ms: 2.0,
+            finish_ms: 3.0,
+            prompt_tokens: 16,
+            cached_tokens: 0,
+            output_tokens: 2,
+            preemptions: 0,
+            ttft_ms: 2.0,
+            tpot_ms: Some(1.0),
+            e2e_ms: 3.0,
+            queue_wait_ms: 1.0,
+        };
+        let mut serde_csv = csv::Writer::from_writer(Vec::new());
+        serde_csv.serialize(&r).unwrap();
+        let serde_csv = String::from_utf8(serde_csv.into_inner().unwrap()).unwrap();
+        assert_eq!(csv_of(&[r]), serde_csv);
+        assert!(serde_csv.starts_with(&header));
+    }
 }

@@ -91,7 +91,9 @@ pub fn read_doc(
 ) -> Result<(), ScenarioError> {
     if let Value::Sequence(_) = v {
         notes.ok(&src.at(""), "an env list: the EPP's ENV-era configuration");
-        out.epp.env.extend(read_env(src, "", v, notes)?);
+        let env = read_env(src, "", v, notes)?;
+        classify_epp_env(&env, notes);
+        out.epp.env.extend(env);
         return Ok(());
     }
     if !v.is_mapping() {
@@ -117,8 +119,8 @@ pub fn read_doc(
         }
         "" if get(v, "env").is_some() => {
             notes.ok(&src.at("env"), "a container spec: read as the EPP container");
-            let cs = read_containers(src, "", &Value::Sequence(vec![v.clone()]), notes)?;
-            read_epp_container(src, &cs[0], None, out, notes);
+            let c = super::k8s::read_container(src, "", v, notes)?;
+            read_epp_container(src, &c, None, out, notes);
             Ok(())
         }
         other => Err(src.err(
@@ -359,6 +361,8 @@ fn read_epp_container(
             );
             continue;
         };
+        // Messages show the flag as written (`--x` or Go's `-x`).
+        let dashes = &a.v[..a.v.len() - raw.len()];
         let (name, inline) = match raw.split_once('=') {
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (raw.to_string(), None),
@@ -405,13 +409,14 @@ fn read_epp_container(
                     None => notes.warn(&a.at, format!("--{name} {d}: not a Go duration; ignored")),
                 }
             }
-            (n, _) if EPP_IRRELEVANT_FLAGS.contains(&n) => {
-                notes.ok(&a.at, format!("-{n}: does not affect the simulation"))
-            }
+            (n, _) if EPP_IRRELEVANT_FLAGS.contains(&n) => notes.ok(
+                &a.at,
+                format!("{dashes}{n}: does not affect the simulation"),
+            ),
             (n, v) => notes.warn(
                 &a.at,
                 format!(
-                    "EPP flag -{n}{} not modelled",
+                    "EPP flag {dashes}{n}{} not modelled",
                     v.map(|v| format!(" {}", super::k8s::unmask(&v)))
                         .unwrap_or_default()
                 ),
@@ -572,6 +577,42 @@ data:
                 "cm.yaml:20: data.eppDeployment.spec.template.spec.containers[0].args[5]"
             ),
             "{frob}"
+        );
+    }
+
+    #[test]
+    fn a_container_spec_or_env_list_warns_with_line_field_and_the_flag_as_written() {
+        let spec = "args:\n  - \"--enable-prefix-caching\"\n  - -frobnicate\nenv:\n  - name: HOST\n    valueFrom: {fieldRef: {fieldPath: status.podIP}}\n";
+        let mut notes = Notes::default();
+        read_file(Path::new("c.yaml"), spec, &mut notes).unwrap();
+        let w: Vec<String> = notes.warnings.iter().map(|n| n.to_string()).collect();
+        let has = |prefix: &str| w.iter().any(|m| m.starts_with(prefix));
+        assert!(
+            has("c.yaml:2: args[0]: EPP flag --enable-prefix-caching not modelled"),
+            "{w:?}"
+        );
+        assert!(
+            has("c.yaml:3: args[1]: EPP flag -frobnicate not modelled"),
+            "{w:?}"
+        );
+        assert!(
+            has("c.yaml:5: env[0]: HOST: valueFrom not modelled"),
+            "{w:?}"
+        );
+        // A bare env list is classified like a container's env.
+        let list = "- name: PD_ENABLED\n  value: \"true\"\n- name: HOST\n  valueFrom: {fieldRef: {fieldPath: status.podIP}}\n- name: KVCACHE_AWARE_SCORER_WEIGTH\n  value: \"1\"\n";
+        let mut notes = Notes::default();
+        read_file(Path::new("e.yaml"), list, &mut notes).unwrap();
+        let w: Vec<String> = notes.warnings.iter().map(|n| n.to_string()).collect();
+        assert!(
+            w.iter()
+                .any(|m| m.starts_with("e.yaml:3: [1]: HOST: valueFrom")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter().any(|m| m
+                .starts_with("e.yaml:5: [2]: KVCACHE_AWARE_SCORER_WEIGTH: not an EPP variable")),
+            "{w:?}"
         );
     }
 

@@ -331,56 +331,68 @@ pub fn read_containers(
     let Some(list) = v.as_sequence() else {
         return Err(src.err(path, "expected a list of containers"));
     };
-    let mut out = Vec::new();
-    for (i, c) in list.iter().enumerate() {
-        let cp = format!("{path}[{i}]");
-        let Some(m) = c.as_mapping() else {
-            return Err(src.err(&cp, "expected a container mapping"));
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| read_container(src, &format!("{path}[{i}]"), c, notes))
+        .collect()
+}
+
+/// One container at `cp` (empty: the document itself is a container spec).
+pub fn read_container(
+    src: &Src,
+    cp: &str,
+    c: &Value,
+    notes: &mut Notes,
+) -> Result<ContainerIn, ScenarioError> {
+    let Some(m) = c.as_mapping() else {
+        return Err(src.err(cp, "expected a container mapping"));
+    };
+    let name = get(c, "name").and_then(scalar).unwrap_or_default();
+    let mut ci = ContainerIn {
+        name,
+        image: None,
+        command: Vec::new(),
+        args: Vec::new(),
+        env: Vec::new(),
+        gpus: None,
+        at: src.at(cp),
+    };
+    for k in keys(m) {
+        let kp = if cp.is_empty() {
+            k.clone()
+        } else {
+            format!("{cp}.{k}")
         };
-        let name = get(c, "name").and_then(scalar).unwrap_or_default();
-        let mut ci = ContainerIn {
-            name,
-            image: None,
-            command: Vec::new(),
-            args: Vec::new(),
-            env: Vec::new(),
-            gpus: None,
-            at: src.at(&cp),
-        };
-        for k in keys(m) {
-            let kp = format!("{cp}.{k}");
-            let val = field(m, &k);
-            match k.as_str() {
-                "name" => {}
-                "image" => {
-                    ci.image = scalar(val).map(|s| Item {
-                        v: s,
-                        at: src.at(&kp),
-                    })
-                }
-                "command" | "args" => {
-                    let items = string_list(src, &kp, val)?;
-                    if k == "command" {
-                        ci.command = items;
-                    } else {
-                        ci.args = items;
-                    }
-                }
-                "env" => ci.env = read_env(src, &kp, val, notes)?,
-                "resources" => ci.gpus = read_gpus(src, &kp, val, notes)?,
-                "envFrom" => notes.warn(
-                    &src.at(&kp),
-                    "envFrom not modelled: variables from referenced ConfigMaps/Secrets are not read (give them as env)",
-                ),
-                other if IRRELEVANT_CONTAINER_KEYS.contains(&other) => {
-                    notes.ok(&src.at(&kp), "does not affect the simulation")
-                }
-                other => notes.warn(&src.at(&kp), format!("container field {other} not modelled")),
+        let val = field(m, &k);
+        match k.as_str() {
+            "name" => {}
+            "image" => {
+                ci.image = scalar(val).map(|s| Item {
+                    v: s,
+                    at: src.at(&kp),
+                })
             }
+            "command" | "args" => {
+                let items = string_list(src, &kp, val)?;
+                if k == "command" {
+                    ci.command = items;
+                } else {
+                    ci.args = items;
+                }
+            }
+            "env" => ci.env = read_env(src, &kp, val, notes)?,
+            "resources" => ci.gpus = read_gpus(src, &kp, val, notes)?,
+            "envFrom" => notes.warn(
+                &src.at(&kp),
+                "envFrom not modelled: variables from referenced ConfigMaps/Secrets are not read (give them as env)",
+            ),
+            other if IRRELEVANT_CONTAINER_KEYS.contains(&other) => {
+                notes.ok(&src.at(&kp), "does not affect the simulation")
+            }
+            other => notes.warn(&src.at(&kp), format!("container field {other} not modelled")),
         }
-        out.push(ci);
     }
-    Ok(out)
+    Ok(ci)
 }
 
 /// A YAML list of scalars (or one scalar) as items.

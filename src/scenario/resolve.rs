@@ -136,7 +136,8 @@ pub struct Resolved {
 pub struct Overrides {
     /// `--seed`.
     pub seed: Option<u64>,
-    /// `--trace FILE`: replaces the workload's trace path.
+    /// `--trace FILE`: replaces the workload's trace path; a relative path
+    /// resolves against the scenario's directory, so the CLI passes it absolute.
     pub trace: Option<PathBuf>,
     /// `--modelservice F [--configmap F]`: replaces the scenario's `deployment`.
     pub deployment: Option<super::DeploymentRef>,
@@ -521,6 +522,7 @@ fn resolve_group(
         Some(m) => m,
         None => capacity_tokens.min(DEFAULT_MAX_MODEL_LEN_CAP as u64) as u32,
     };
+    check_scheduler_config(ctx, &f, v, mnbt, seqs, max_model_len)?;
     let policy = match v.scheduling_policy.as_deref().unwrap_or("fcfs") {
         p @ ("fcfs" | "priority") => p.to_string(),
         other => {
@@ -544,7 +546,7 @@ fn resolve_group(
     let step_time = g.step_time.clone().unwrap_or_else(|| default_step.clone());
     // Build once here so bad parameters fail at load time, naming the field.
     build_step_time_model(&step_time, gpu, &model, tp, async_scheduling)
-        .map_err(|e| ctx.err(&format!("pods[{i}].step_time"), None, e.to_string()))?;
+        .map_err(|e| step_time_err(ctx, i, g.step_time.is_some(), &e))?;
     Ok(ResolvedGroup {
         name: g.name.clone().unwrap_or_else(|| role.clone()),
         count,
@@ -572,6 +574,86 @@ fn resolve_group(
         gpu_spec: Some(gpu),
         model_spec: Some(model),
     })
+}
+
+/// A step-time error at the field it is about: inside the group's own
+/// `step_time` or, when the group inherits it, the top-level one.
+fn step_time_err(
+    ctx: &ErrorCtx<'_>,
+    i: usize,
+    own: bool,
+    e: &crate::pod::latency::StepTimeError,
+) -> ScenarioError {
+    use crate::pod::latency::StepTimeError as E;
+    let base = if own {
+        format!("pods[{i}].step_time")
+    } else {
+        "step_time".to_string()
+    };
+    let (field, value) = match e {
+        E::InvalidParameter { field, value, .. } => {
+            (format!("{base}.{field}"), Some(value.to_string()))
+        }
+        E::UnknownCoefficients { name, .. } => (format!("{base}.coefficients"), Some(name.clone())),
+        E::MissingCoefficient { .. } => (base, None),
+        E::InvalidTp { tp, .. } => (
+            format!("pods[{i}].tensor_parallel_size"),
+            Some(tp.to_string()),
+        ),
+    };
+    ctx.err(&field, value.as_deref(), e.to_string())
+}
+
+/// vLLM's `SchedulerConfig.verify_max_model_len` (`config/scheduler.py`):
+/// configurations vLLM refuses at start-up, which would otherwise stall the
+/// simulated pod. The error names the field the user set (else the default
+/// that clashes with it).
+fn check_scheduler_config(
+    ctx: &ErrorCtx<'_>,
+    f: &dyn Fn(&str) -> String,
+    v: &super::VllmArgs,
+    mnbt: u32,
+    seqs: u32,
+    max_model_len: u32,
+) -> Result<(), ScenarioError> {
+    let given = |set: bool| if set { "" } else { ", the default" };
+    let mnbt_text = format!("{mnbt}{}", given(v.max_num_batched_tokens.is_some()));
+    if !v.enable_chunked_prefill.unwrap_or(true) && mnbt < max_model_len {
+        let (field, value) = if v.max_num_batched_tokens.is_some() {
+            ("vllm.max_num_batched_tokens", mnbt.to_string())
+        } else if v.max_model_len.is_some() {
+            ("vllm.max_model_len", max_model_len.to_string())
+        } else {
+            ("vllm.enable_chunked_prefill", "false".to_string())
+        };
+        return Err(ctx.err(
+            &f(field),
+            Some(&value),
+            format!(
+                "with enable_chunked_prefill false, max_num_batched_tokens ({mnbt_text}) must be at least \
+                 max_model_len ({max_model_len}{}): vLLM refuses to start; raise max_num_batched_tokens, \
+                 lower max_model_len or enable chunked prefill",
+                given(v.max_model_len.is_some())
+            ),
+        ));
+    }
+    if mnbt < seqs {
+        let (field, value) = if v.max_num_batched_tokens.is_some() {
+            ("vllm.max_num_batched_tokens", mnbt)
+        } else {
+            ("vllm.max_num_seqs", seqs)
+        };
+        return Err(ctx.err(
+            &f(field),
+            Some(&value.to_string()),
+            format!(
+                "max_num_batched_tokens ({mnbt_text}) must be at least max_num_seqs ({seqs}{}): \
+                 vLLM refuses to start; raise max_num_batched_tokens or lower max_num_seqs",
+                given(v.max_num_seqs.is_some())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Resolved {

@@ -17,7 +17,8 @@
 //! path and the nearest existing key.
 //!
 //! Aliases that capacity planners use:
-//! - `decode=N`, `prefill=N`: the `count` of the one pod group with that `role`;
+//! - `decode=N`, `prefill=N`: the `count` of the one pod group with that `role`
+//!   (the pods of a `deployment:` are imported first, so they count too);
 //! - `rate=R`: the workload's arrival rate, `workload.arrivals.rate_per_s`
 //!   (constant, poisson, gamma) or the rate of a single `stages` entry.
 
@@ -354,6 +355,19 @@ pub fn resolve_with_sets(
             format!("not valid YAML: {e}"),
         )
     })?;
+    let mut import_warnings = Vec::new();
+    if overrides.deployment.is_none() && doc.get("deployment").is_some() {
+        // The pods of a `deployment:` exist only once it is imported: import
+        // it into the document so `decode=N` or `pods[i].count=N` can address them.
+        match expand_in_document(&doc, &base_dir) {
+            Some((expanded, warnings)) => {
+                doc = expanded;
+                import_warnings = warnings;
+            }
+            // The scenario or its deployment is broken: report it as `kvsim run` would.
+            None => return resolve_text(path, &text, &base_dir, &default_name, overrides),
+        }
+    }
     for (k, v) in sets {
         apply_set(&mut doc, k, v).map_err(|e| file_err(None, k, e.to_string()))?;
     }
@@ -364,16 +378,31 @@ pub fn resolve_with_sets(
             format!("cannot render the overridden scenario: {e}"),
         )
     })?;
-    resolve_text(path, &rendered, &base_dir, &default_name, overrides).map_err(|mut e| {
-        // Lines of the rendered text mean nothing to the user: find the field
-        // in the file as written, and say which overrides were in force.
-        e.line = (!e.field.is_empty())
-            .then(|| locate(&text, &e.field, None))
-            .flatten();
-        let list: Vec<String> = sets.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        e.message = format!("{} (with --set {})", e.message, list.join(" "));
-        e
-    })
+    let mut resolved =
+        resolve_text(path, &rendered, &base_dir, &default_name, overrides).map_err(|mut e| {
+            // Lines of the rendered text mean nothing to the user: find the field
+            // in the file as written, and say which overrides were in force.
+            e.line = (!e.field.is_empty())
+                .then(|| locate(&text, &e.field, None))
+                .flatten();
+            let list: Vec<String> = sets.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            e.message = format!("{} (with --set {})", e.message, list.join(" "));
+            e
+        })?;
+    resolved.import_warnings.extend(import_warnings);
+    Ok(resolved)
+}
+
+/// The scenario document with its `deployment:` imported in place (pods,
+/// router and pd written out, `deployment` removed) and the import's
+/// warnings; `None` when the scenario or the deployment cannot be read.
+pub fn expand_in_document(doc: &Value, base_dir: &Path) -> Option<(Value, Vec<String>)> {
+    let mut sc: super::Scenario = serde_yaml_ng::from_value(doc.clone()).ok()?;
+    let notes = super::modelservice::expand_deployment(&mut sc, base_dir).ok()?;
+    sc.deployment = None;
+    let text = super::modelservice::scenario_yaml(&sc).ok()?;
+    let expanded = serde_yaml_ng::from_str(&text).ok()?;
+    Some((expanded, notes.iter().map(ToString::to_string).collect()))
 }
 
 #[cfg(test)]
@@ -586,6 +615,28 @@ workload:
   arrivals: {type: constant, rate_per_s: 10}
   num_requests: 5
 ";
+
+    #[test]
+    fn sets_address_the_pod_groups_a_deployment_imports() {
+        // seed/kv_aware.yaml has no `pods:`, only `deployment:` (3 decode +
+        // 2 prefill); `plan` and `sweep` vary its counts through the aliases.
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed/kv_aware.yaml");
+        let r = resolve_with_sets(
+            &p,
+            &[
+                ("decode".into(), "5".into()),
+                ("prefill".into(), "1".into()),
+            ],
+            &Overrides::default(),
+        )
+        .unwrap();
+        let count = |role: &str| r.pod_groups.iter().find(|g| g.role == role).unwrap().count;
+        assert_eq!((count("decode"), count("prefill")), (5, 1));
+        assert!(matches!(r.router, super::super::RouterSpec::Epp(_)));
+        assert!(r.pd.is_some_and(|pd| pd.enabled == Some(true)));
+        let unchanged = super::super::resolve::load(&p, &Overrides::default()).unwrap();
+        assert_eq!(r.import_warnings, unchanged.import_warnings);
+    }
 
     #[test]
     fn resolve_with_sets_applies_overrides_and_names_file_and_field() {

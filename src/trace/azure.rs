@@ -34,6 +34,8 @@ pub struct AzureParser {
 const COLUMNS: [&str; 3] = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"];
 
 impl LineParser for AzureParser {
+    const ARRIVAL_FIELD: &'static str = COLUMNS[0];
+
     fn parse_line(
         &mut self,
         line: &str,

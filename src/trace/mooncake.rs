@@ -68,6 +68,8 @@ const SCHEMA: &[FieldSpec] = &[
 ];
 
 impl LineParser for MooncakeParser {
+    const ARRIVAL_FIELD: &'static str = "timestamp";
+
     fn parse_line(
         &mut self,
         line: &str,

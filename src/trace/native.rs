@@ -103,6 +103,8 @@ const SCHEMA: &[FieldSpec] = &[
 ];
 
 impl LineParser for NativeParser {
+    const ARRIVAL_FIELD: &'static str = "arrival_ns";
+
     fn parse_line(
         &mut self,
         line: &str,
@@ -282,6 +284,20 @@ mod tests {
         read_native(text.as_bytes(), ReadOptions::strict("n.jsonl"))
             .map(|r| r.map_err(|e| e.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn time_going_backwards_names_the_native_field() {
+        let out = read(
+            "{\"kvsim_trace\": 1}\n\
+             {\"arrival_ns\": 5, \"prompt_token_ids\": [1], \"output_length\": 1}\n\
+             {\"arrival_ns\": 3, \"prompt_token_ids\": [1], \"output_length\": 1}\n",
+        );
+        let e = out[1].as_ref().unwrap_err();
+        assert!(
+            e.starts_with("n.jsonl:3: arrival_ns: arrival 3 ns is before"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,10 @@ use super::request::TraceRequest;
 /// Parses one line of a format. Carries the format's cross-line state (e.g.
 /// the first timestamp that later ones are made relative to).
 pub trait LineParser {
+    /// The format's own name of the arrival-time field, so an error about
+    /// time going backwards names what the user's file calls it.
+    const ARRIVAL_FIELD: &'static str;
+
     /// Parses `line` (without its newline). `Ok(None)` for lines that carry no
     /// request (headers). The returned request's `id` is overwritten.
     fn parse_line(&mut self, line: &str, line_no: u64) -> Result<Option<TraceRequest>, FieldError>;
@@ -109,7 +113,7 @@ impl<R: BufRead, P: LineParser> Iterator for LineReader<R, P> {
                 .parse_line(line, self.line_no)
                 .and_then(|r| match r {
                     Some(req) if req.arrival_ns < self.last_arrival_ns => Err(FieldError::new(
-                        "timestamp",
+                        P::ARRIVAL_FIELD,
                         format!(
                             "arrival {} ns is before the previous line's {} ns (the format requires non-decreasing times)",
                             req.arrival_ns, self.last_arrival_ns
@@ -148,6 +152,7 @@ mod tests {
     /// Test format: each line is an arrival time in ns; `x` is a bad line.
     struct Nums;
     impl LineParser for Nums {
+        const ARRIVAL_FIELD: &'static str = "t";
         fn parse_line(&mut self, line: &str, _: u64) -> Result<Option<TraceRequest>, FieldError> {
             if line == "#" {
                 return Ok(None);
@@ -196,5 +201,6 @@ mod tests {
         assert!(skipped.first_errors()[1]
             .problem
             .contains("before the previous"));
+        assert_eq!(skipped.first_errors()[1].field, "t");
     }
 }

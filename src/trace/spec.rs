@@ -178,11 +178,15 @@ impl WorkloadSpec {
 }
 
 impl WorkloadSpec {
-    /// Replaces the trace file (`kvsim run --trace`); the format is detected
-    /// again from the new file unless the workload names one.
+    /// Replaces the trace file (`kvsim run --trace`). Its format is detected
+    /// from the new file as `kvsim trace stats` does: the scenario's
+    /// `format:` described the file it named, not this one.
     pub fn override_trace_path(&mut self, path: PathBuf) {
         match &mut self.trace {
-            Some(t) => t.path = path,
+            Some(t) => {
+                t.path = path;
+                t.format = None;
+            }
             None => {
                 self.trace = Some(TraceSourceSpec {
                     path,

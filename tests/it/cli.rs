@@ -102,6 +102,67 @@ fn quickstart_runs_and_same_seed_gives_identical_files() {
     assert_eq!(s7["requests_completed"], 300);
 }
 
+#[test]
+fn a_trace_flag_is_relative_to_the_current_directory() {
+    // quickstart.yaml lives in scenarios/; its own trace path is
+    // ../traces/quickstart.jsonl, but --trace is read from where kvsim runs.
+    let d = tmp("trace-flag-cwd");
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--trace",
+        "traces/quickstart.jsonl",
+        "--quiet",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&d, "summary.json")).unwrap();
+    assert_eq!(summary["requests_completed"], 300);
+}
+
+#[test]
+fn a_trace_flag_detects_the_format_of_its_own_file() {
+    // quickstart.yaml says `format: native`; a Mooncake file given with
+    // --trace is read as Mooncake, as `kvsim trace stats` would read it.
+    let d = tmp("trace-flag-format");
+    let trace = d.join("mc.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 4, \"hash_ids\": [0, 1]}\n\
+         {\"timestamp\": 10, \"input_length\": 600, \"output_length\": 4, \"hash_ids\": [0, 2]}\n",
+    )
+    .unwrap();
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        d.join("o").to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&d.join("o"), "summary.json")).unwrap();
+    assert_eq!(summary["requests_completed"], 2);
+}
+
+#[test]
+fn a_reused_out_directory_loses_the_files_this_run_did_not_write() {
+    // quickstart has no EPP decision log: an earlier run's routing.csv must
+    // not survive to be reported as this run's.
+    let d = tmp("stale-out");
+    std::fs::write(d.join("routing.csv"), "stale\n").unwrap();
+    run_ok(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        d.to_str().unwrap(),
+    ]);
+    assert!(!d.join("routing.csv").exists());
+    assert!(d.join("summary.json").exists());
+}
+
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("s.yaml");
     std::fs::write(&p, body).unwrap();
@@ -137,6 +198,32 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
         ),
         ("  - gpu: H100\n    model: Llama-3.1-70B", &["pods[0].gpu", "exceed"]),
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    role: decoder", &["pods[0].role", "decoder", "did you mean \"decode\""]),
+        // A bad step_time is named where it is written: top level or in the group.
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\nstep_time: {model: constant, step_us: 0}",
+            &["s.yaml:5: step_time.step_us: ", "expected a positive number of µs, got 0"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    step_time: {model: constant, step_us: 0}",
+            &["s.yaml:5: pods[0].step_time.step_us: "],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\nstep_time: {model: linear, coefficients: llama-3.1-8b/h100/tp9}",
+            &["s.yaml:5: step_time.coefficients: ", "unknown coefficients"],
+        ),
+        // vLLM's SchedulerConfig start-up checks.
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm:\n      enable_chunked_prefill: false\n      max_num_batched_tokens: 256\n      max_num_seqs: 4\n      max_model_len: 4096",
+            &["s.yaml:7", "pods[0].vllm.max_num_batched_tokens", "max_num_batched_tokens (256) must be at least max_model_len (4096)", "vLLM refuses to start"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {enable_chunked_prefill: false, max_model_len: 9000}",
+            &["s.yaml:5", "pods[0].vllm.max_model_len", "(8192, the default) must be at least max_model_len (9000)"],
+        ),
+        (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {max_num_batched_tokens: 256}",
+            &["s.yaml:5", "pods[0].vllm.max_num_batched_tokens", "(256) must be at least max_num_seqs (1024, the default)"],
+        ),
     ];
     for (pods, needles) in cases {
         let p = scenario(&d, pods);
@@ -278,6 +365,22 @@ fn conformance_command_writes_the_oracle_schema() {
     assert_eq!(
         v["steps"][0]["kv_events"][0]["block_hashes"][0],
         7322446309363477352u64
+    );
+    // vLLM 0.11 hashes NONE_HASH from os.urandom without a seed: the error
+    // names the flag that supplies one.
+    let (code, err) = run_err(&[
+        "conformance",
+        "vllm",
+        "tests/data/conformance/vllm/a_shared_prefix.json",
+        "--vllm-version",
+        "0.11",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("python_hash_seed") && err.contains("--python-hash-seed S"),
+        "{err}"
     );
 }
 

@@ -93,3 +93,38 @@ fn plan_answers_or_exits_1_and_rejects_bad_slos_with_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("needs a unit"), "{stderr}");
 }
+
+#[test]
+fn plan_and_sweep_search_the_pods_of_a_deployment() {
+    // seed/kv_aware.yaml has only `deployment:` (decode and prefill groups
+    // from the llm-d YAML); both commands address them by role.
+    let out = tmp("plan-deployment");
+    let (code, stdout, stderr) = kvsim(&[
+        "plan",
+        "scenarios/seed/kv_aware.yaml",
+        "--slo",
+        "ttft_p90=1s",
+        "--max-pods",
+        "2",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("answer: prefill=1 decode=1 (2 GPUs"),
+        "{stdout}"
+    );
+    let out = tmp("sweep-deployment");
+    let (code, _, stderr) = kvsim(&[
+        "sweep",
+        "scenarios/seed/kv_aware.yaml",
+        "--set",
+        "decode=1,2",
+        "--out",
+        &out,
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let csv = std::fs::read_to_string(format!("{out}/sweep.csv")).unwrap();
+    assert!(csv.lines().nth(2).unwrap().starts_with("2,"), "{csv}");
+}
