@@ -313,6 +313,18 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
         }
     }
 
+    /// Frees `pod`'s hold for `request_id`, starting a step if that unblocks
+    /// the pod; whether anything was held.
+    fn release_held(&mut self, pod: u32, request_id: u64, now: SimTime) -> bool {
+        let (freed, step_end) = self.pods[pod as usize].release_held(request_id, now);
+        if let Some(end) = step_end {
+            self.queue
+                .push(end, EventClass::StepEnd, Event::StepEnd { pod });
+            self.after_pod_call(pod, now);
+        }
+        freed
+    }
+
     /// Sends the KV events `pod` published to the router's index, late.
     fn publish(&mut self, pod: u32, now: SimTime) {
         let events = self.pods[pod as usize].drain_published_events();
@@ -454,7 +466,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         };
                         if let Some(f) = self.flows.remove(&request_id) {
                             // NIXL notification: the prefill pod frees its hold.
-                            self.pods[f.prefill as usize].release_held(request_id, now);
+                            self.release_held(f.prefill, request_id, now);
                         }
                         if let Some(end) = self.pods[dst as usize].kv_received(slot, now) {
                             self.queue
@@ -465,7 +477,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                     self.schedule_transfer_wake();
                 }
                 Event::HoldTimeout { pod, request_id } => {
-                    if self.pods[pod as usize].release_held(request_id, now) {
+                    if self.release_held(pod, request_id, now) {
                         self.n_hold_timeouts += 1;
                     }
                 }

@@ -689,3 +689,36 @@ fn requests_after_the_horizon_are_counted_apart() {
         "{table}"
     );
 }
+
+/// A prefill pod whose KV memory holds one request's blocks: the next
+/// request waits until the decode pod's pull frees the hold, and then runs
+/// (vLLM's engine keeps looping while requests wait) instead of stalling.
+#[test]
+fn a_freed_prefill_hold_admits_the_waiting_request() {
+    // 40 blocks per prompt, 64 usable blocks per pod: one prompt at a time.
+    let requests: Vec<TraceRequest> = (0..6u64)
+        .map(|id| TraceRequest {
+            prompt: Prompt::HashIds {
+                ids: vec![id],
+                tokens_per_id: 640,
+                n_tokens: 640,
+            },
+            ..one_block_request(id, id * 1_000, 8)
+        })
+        .collect();
+    let out = simulate_requests(
+        3,
+        requests,
+        true,
+        true,
+        65,
+        false,
+        "transfer: {t_handshake_ms: 50}\n",
+    );
+    assert!(
+        out.not_finished.is_empty(),
+        "{} stalled",
+        out.not_finished.len()
+    );
+    assert_eq!(out.finished.len(), 6);
+}

@@ -181,14 +181,21 @@ impl Pod {
         None
     }
 
-    /// P/D prefill side: frees the blocks held for request `id` at `now`;
-    /// false (and no state change) when none are held.
-    pub fn release_held(&mut self, id: u64, now: SimTime) -> bool {
+    /// P/D prefill side: frees the blocks held for request `id` at `now`.
+    /// Returns whether any were held and, when that lets an idle pod with
+    /// waiting requests start a step, the step's end: vLLM's engine keeps
+    /// looping while requests wait, so it admits them at once.
+    pub fn release_held(&mut self, id: u64, now: SimTime) -> (bool, Option<SimTime>) {
         if !self.sched.holds(id) {
-            return false;
+            return (false, None);
         }
         self.advance_to(now);
-        self.sched.release_held(id)
+        let freed = self.sched.release_held(id);
+        if !self.in_flight.is_empty() {
+            return (freed, None);
+        }
+        self.fill(now);
+        (freed, self.in_flight.front().map(|s| s.end))
     }
 
     /// Publish KV events the moment the block pool changes, not once per step.
