@@ -130,6 +130,9 @@ pub struct EppRouter {
     n_decisions: u64,
     n_stale: u64,
     warnings: Vec<String>,
+    /// Σ and count of the approximate index's matched / total blocks of the
+    /// pick (`prefix_indexer_hit_ratio`).
+    indexer_hit_ratio: (f64, u64),
     /// Session id → the pod its last request went to: the `x-session-token`
     /// the response carried back, which the client sends on its next turn.
     session_pod: HashMap<u64, u32>,
@@ -251,6 +254,7 @@ impl EppRouter {
             n_stale: 0,
             warnings,
             session_pod: HashMap::new(),
+            indexer_hit_ratio: (0.0, 0),
         }
     }
 
@@ -394,6 +398,10 @@ impl EppRouter {
             self.sched.pre_request(&mut pctx, &rv, &res);
         }
         let target = res.primary_target()?.0;
+        if let Some(m) = res.approx_prefix_match.filter(|m| m.total_blocks > 0) {
+            self.indexer_hit_ratio.0 += f64::from(m.match_blocks) / f64::from(m.total_blocks);
+            self.indexer_hit_ratio.1 += 1;
+        }
         let prefill = res.prefill_target().map(|e| e.0).filter(|&p| p != target);
         if let Some(s) = req.session_id {
             self.session_pod.insert(s, target);
@@ -495,6 +503,14 @@ impl EppRouter {
     /// cached prefix differed from the pod's cache)`; stale counts need the decision log.
     pub fn decision_counts(&self) -> (u64, u64) {
         (self.n_decisions, self.n_stale)
+    }
+
+    /// Mean over routed requests of the approximate prefix index's matched /
+    /// total blocks for the pick (llm-d's `prefix_indexer_hit_ratio`); `None`
+    /// without an approximate prefix scorer.
+    pub fn prefix_indexer_hit_ratio(&self) -> Option<f64> {
+        let (sum, n) = self.indexer_hit_ratio;
+        (n > 0).then(|| sum / n as f64)
     }
 
     /// The decision log, if kept.

@@ -106,6 +106,8 @@ pub struct RunOutput {
     pub n_events: u64,
     /// EPP decisions and those made on a stale index view (with the decision log).
     pub routing_decisions: (u64, u64),
+    /// EPP: mean approximate-index hit ratio of the picks, if that index ran.
+    pub prefix_indexer_hit_ratio: Option<f64>,
     /// The decision log (empty unless requested).
     pub decision_log: Vec<DecisionRow>,
     /// Requests the EPP still counts as in flight at the end (0 unless some
@@ -608,14 +610,16 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             }
         }
         not_finished.sort_by_key(|r| r.id);
-        let (routing_decisions, decision_log, router_in_flight_at_end) = match &mut self.routing {
-            Routing::Epp { router, .. } => (
-                router.decision_counts(),
-                router.take_log(),
-                router.n_in_flight(),
-            ),
-            Routing::Simple(_) => ((0, 0), Vec::new(), 0),
-        };
+        let (routing_decisions, decision_log, router_in_flight_at_end, indexer_hit_ratio) =
+            match &mut self.routing {
+                Routing::Epp { router, .. } => (
+                    router.decision_counts(),
+                    router.take_log(),
+                    router.n_in_flight(),
+                    router.prefix_indexer_hit_ratio(),
+                ),
+                Routing::Simple(_) => ((0, 0), Vec::new(), 0, None),
+            };
         RunOutput {
             end_time,
             finished,
@@ -623,6 +627,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             pods: self.pods,
             n_events,
             routing_decisions,
+            prefix_indexer_hit_ratio: indexer_hit_ratio,
             decision_log,
             router_in_flight_at_end,
             n_transfers: self.n_transfers,

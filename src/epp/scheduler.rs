@@ -6,7 +6,9 @@
 //! `prefill` profile's target (if any) does the remote prefill.
 
 use super::handler::ProfileHandler;
-use super::plugin::{CycleState, PreRequestContext, SchedulingContext};
+use super::plugin::{
+    CycleState, PreRequestContext, PrefixMatchInfo, PrefixSource, SchedulingContext,
+};
 use super::profile::{ProfileRunResult, SchedulingProfile};
 use super::view::{EndpointId, EndpointView, RequestView};
 use std::sync::Arc;
@@ -49,6 +51,10 @@ pub struct SchedulingResult {
     pub primary_profile: Arc<str>,
     /// Every profile that ran, in run order (including failed ones).
     pub profiles: Vec<ProfileRunResult>,
+    /// The approximate prefix index's match for the primary target, when an
+    /// approximate prefix scorer ran: upstream's `prefix_indexer_hit_ratio`
+    /// is `match_blocks / total_blocks` of it.
+    pub approx_prefix_match: Option<PrefixMatchInfo>,
 }
 
 /// Name of the prefill profile whose target PreRequest hooks also index.
@@ -157,14 +163,20 @@ impl Scheduler {
         }
         let primary = self.handler.process_results(&self.profiles, &results)?;
         let primary_profile: Arc<str> = Arc::from(self.profiles[primary].name());
-        let profiles = order
+        let profiles: Vec<ProfileRunResult> = order
             .into_iter()
             .filter_map(|i| results[i].take())
             .collect();
+        let approx_prefix_match = profiles
+            .iter()
+            .find(|p| p.profile == primary_profile)
+            .and_then(|p| p.target())
+            .and_then(|t| self.cycle.prefix_match(Some(PrefixSource::Approximate), t));
         Ok(SchedulingResult {
             request_id: req.id,
             primary_profile,
             profiles,
+            approx_prefix_match,
         })
     }
 
@@ -205,6 +217,7 @@ pub(crate) mod tests_support {
                 .iter()
                 .map(|&(n, t)| ProfileRunResult::with_target(n, Some(EndpointId(t))))
                 .collect(),
+            approx_prefix_match: None,
         }
     }
 }

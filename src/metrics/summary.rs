@@ -173,6 +173,10 @@ pub struct Summary {
     pub routing_decisions: u64,
     /// See `routing_decisions`.
     pub stale_decisions: u64,
+    /// Mean over routed requests of the approximate prefix index's matched /
+    /// total blocks for the pick (llm-d's metric, block-based, router-side);
+    /// null without an approximate prefix scorer.
+    pub prefix_indexer_hit_ratio: Option<f64>,
     /// P/D: KV pulls from prefill to decode pods.
     pub kv_transfers: u64,
     /// P/D: prefill holds released by the timeout before the decode pod pulled.
@@ -319,6 +323,7 @@ pub fn summarize(run: &RunOutput) -> (Summary, Vec<RequestRecord>) {
         idle_pods,
         routing_decisions: run.routing_decisions.0,
         stale_decisions: run.routing_decisions.1,
+        prefix_indexer_hit_ratio: run.prefix_indexer_hit_ratio,
         kv_transfers: run.n_transfers,
         prefill_hold_timeouts: run.n_hold_timeouts,
         pools,

@@ -389,3 +389,43 @@ fn a_precise_block_size_unlike_the_pods_is_warned() {
         "{stderr}"
     );
 }
+
+/// llm-d's `prefix_indexer_hit_ratio`: the approximate index's matched /
+/// total blocks for each pick, averaged. Three 4-block prompts: new (0/4),
+/// repeated (4/4), sharing two blocks (2/4) → 0.5.
+#[test]
+fn prefix_indexer_hit_ratio_averages_the_picks_matched_blocks() {
+    let d = tmp("indexer-ratio");
+    let mut trace = String::from("{\"kvsim_trace\": 1}\n");
+    let prompts: [Vec<u32>; 3] = [
+        (1..=64).collect(),
+        (1..=64).collect(),
+        (1..=32).chain(1001..=1032).collect(),
+    ];
+    for (i, p) in prompts.iter().enumerate() {
+        let toks: Vec<String> = p.iter().map(|t| t.to_string()).collect();
+        trace.push_str(&format!(
+            "{{\"arrival_ns\": {}, \"prompt_token_ids\": [{}], \"output_length\": 4}}\n",
+            i as u64 * 100_000_000,
+            toks.join(",")
+        ));
+    }
+    let path = d.join("t.jsonl");
+    std::fs::write(&path, trace).unwrap();
+    let scenario = format!(
+        "pods:
+  - {{name: pod, count: 1, gpu: H100, model: Llama-3.2-1B}}
+router:
+  type: epp
+  config:
+    plugins:
+      - type: prefix-cache-scorer
+        parameters: {{blockSizeTokens: 16, autoTune: false}}
+workload:
+  trace: {{path: {}, format: native}}
+",
+        path.display()
+    );
+    let (s, _) = run(&d, &scenario);
+    assert_eq!(s["prefix_indexer_hit_ratio"].as_f64(), Some(0.5), "{s}");
+}

@@ -191,6 +191,7 @@ fn run_fixture(path: &std::path::Path) {
                 request_id: pr.id,
                 primary_profile: Arc::from(primary_profile),
                 profiles,
+                approx_prefix_match: None,
             }
         };
         sched.pre_request(
