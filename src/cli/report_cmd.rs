@@ -312,6 +312,11 @@ mod tests {
         run(&args(&[&a], &out, ReportFormat::Html), &mut Vec::new()).unwrap();
         let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
         assert_eq!(files.len(), 1, "html only");
+        let page = std::fs::read_to_string(out.join(HTML_FILE)).unwrap();
+        assert!(
+            page.contains("rejected / unfinished / after horizon"),
+            "the run table counts every request"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

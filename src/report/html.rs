@@ -123,10 +123,12 @@ fn run_table(o: &mut String, runs: &[RunResults]) {
                 r.summary.requests_completed, r.summary.requests_total
             )
         }),
-        ("rejected / unfinished", |r| {
+        ("rejected / unfinished / after horizon", |r| {
             format!(
-                "{} / {}",
-                r.summary.requests_rejected, r.summary.requests_unfinished
+                "{} / {} / {}",
+                r.summary.requests_rejected,
+                r.summary.requests_unfinished,
+                r.summary.requests_after_horizon
             )
         }),
         ("span (s)", |r| format!("{:.1}", r.summary.duration_s)),

@@ -100,6 +100,9 @@ pub struct SummaryView {
     pub requests_rejected: u64,
     /// Unfinished at the end.
     pub requests_unfinished: u64,
+    /// Workload requests arriving after the horizon (absent before schema 2).
+    #[serde(default)]
+    pub requests_after_horizon: u64,
     /// First arrival to last completion, s.
     pub duration_s: f64,
     /// Token-weighted prefix-cache hit rate, fraction.
