@@ -248,8 +248,8 @@ fn create(dir: &Path, name: &str) -> anyhow::Result<BufWriter<File>> {
     ))
 }
 
-/// Writes `summary.json`, `requests.csv`, `pods.csv`, `timeseries.csv`,
-/// `config.json` and, with a decision log, `routing.csv` (else removes it).
+/// Writes `summary.json`, `requests.csv`, `unfinished.csv`, `pods.csv`,
+/// `timeseries.csv`, `config.json` and, with a decision log, `routing.csv` (else removes it).
 pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut w = create(dir, "summary.json")?;
@@ -257,6 +257,10 @@ pub(crate) fn write_outputs(dir: &Path, f: &Finished) -> anyhow::Result<()> {
     w.flush()?;
     let mut w = create(dir, "requests.csv")?;
     write::requests_csv(&mut w, &f.records)?;
+    w.flush()?;
+    let mut w = create(dir, "unfinished.csv")?;
+    let names: Vec<&str> = f.run.pods.iter().map(|p| p.name.as_str()).collect();
+    write::unfinished_csv(&mut w, &f.run.not_finished, &names)?;
     w.flush()?;
     let mut w = create(dir, "pods.csv")?;
     write::pods_csv(&mut w, &f.summary)?;

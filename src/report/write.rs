@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use crate::cluster::epp_router::DecisionRow;
+use crate::cluster::{IncompleteRequest, Rejection};
 use crate::metrics::summary::{PodSummary, RequestRecord, Summary};
 use crate::pod::engine::Pod;
 
@@ -41,6 +42,34 @@ pub fn requests_csv(out: &mut dyn Write, records: &[RequestRecord]) -> csv::Resu
     w.write_record(REQUESTS_COLUMNS)?;
     for r in records {
         w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Why a request is in `unfinished.csv`.
+pub fn unfinished_reason(r: &IncompleteRequest) -> &'static str {
+    match (r.rejection, r.stalled, r.after_horizon) {
+        (Some(Rejection::TooLong), ..) => "rejected_too_long",
+        (Some(Rejection::NoEndpoint), ..) => "rejected_no_endpoint",
+        (None, true, _) => "stalled",
+        (None, false, true) => "after_horizon",
+        (None, false, false) => "cut_by_horizon",
+    }
+}
+
+/// `unfinished.csv`: `id,pod,reason` for every workload request that did
+/// not complete, by id (header only when all did), so no request is lost.
+pub fn unfinished_csv(
+    out: &mut dyn Write,
+    requests: &[IncompleteRequest],
+    pod_names: &[&str],
+) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["id", "pod", "reason"])?;
+    for r in requests {
+        let pod = r.pod.map_or("", |p| pod_names[p as usize]);
+        w.write_record([r.id.to_string().as_str(), pod, unfinished_reason(r)])?;
     }
     w.flush()?;
     Ok(())

@@ -44,6 +44,7 @@ fn read(dir: &Path, f: &str) -> Vec<u8> {
 const OUTPUTS: &[&str] = &[
     "summary.json",
     "requests.csv",
+    "unfinished.csv",
     "pods.csv",
     "timeseries.csv",
     "config.json",
@@ -161,6 +162,52 @@ fn a_reused_out_directory_loses_the_files_this_run_did_not_write() {
     ]);
     assert!(!d.join("routing.csv").exists());
     assert!(d.join("summary.json").exists());
+}
+
+/// Every workload request is a row of requests.csv or unfinished.csv, and
+/// unfinished.csv says why: cut by the horizon, or arriving after it.
+#[test]
+fn unfinished_csv_accounts_for_every_request_that_did_not_complete() {
+    let d = tmp("unfinished");
+    let text = std::fs::read_to_string(root().join("scenarios/quickstart.yaml")).unwrap();
+    let s = write_scenario(
+        &d,
+        &format!(
+            "{}\nhorizon_s: 20\n",
+            text.replace("../traces/", &format!("{}/traces/", root().display()))
+        ),
+    );
+    let out = d.join("out");
+    run_ok(&[
+        "run",
+        s.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&read(&out, "summary.json")).unwrap();
+    let n = |k: &str| summary[k].as_u64().unwrap();
+    let rows = String::from_utf8(read(&out, "unfinished.csv")).unwrap();
+    let mut lines = rows.lines();
+    assert_eq!(lines.next(), Some("id,pod,reason"));
+    let reasons: Vec<&str> = lines.map(|l| l.rsplit(',').next().unwrap()).collect();
+    let count = |r: &str| reasons.iter().filter(|&&x| x == r).count() as u64;
+    assert!(
+        n("requests_after_horizon") > 0 && n("requests_unfinished") > 0,
+        "{summary}"
+    );
+    assert_eq!(count("after_horizon"), n("requests_after_horizon"));
+    assert_eq!(count("cut_by_horizon"), n("requests_unfinished"));
+    let completed = String::from_utf8(read(&out, "requests.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(
+        completed as u64 + reasons.len() as u64,
+        300,
+        "every quickstart request is in one file"
+    );
 }
 
 fn write_scenario(dir: &Path, body: &str) -> PathBuf {
