@@ -1052,8 +1052,8 @@ impl Importer {
                 .rev()
                 .find(|e| e.name == "PD_ENABLED")
                 .map(|e| {
-                    // llm-d enables P/D only on the exact string.
-                    let on = e.value.as_deref() == Some("true");
+                    // The ENV mapping adds a P/D handler exactly when llm-d would.
+                    let on = loaded.scheduler.handler_type() == "pd-profile-handler";
                     (
                         on,
                         e.at.clone(),

@@ -61,22 +61,30 @@ fn picks(routing: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// Eight requests 1 ms apart sharing a new 1024-token prefix.
-fn burst_trace(dir: &Path) -> PathBuf {
+/// Writes a native trace of `(arrival_ns, prompt tokens, output length)`.
+fn token_trace(dir: &Path, name: &str, requests: &[(u64, Vec<u32>, u32)]) -> PathBuf {
     let mut s = String::from("{\"kvsim_trace\": 1}\n");
-    for i in 0..8u32 {
-        let mut toks: Vec<u32> = (1..=1024).collect();
-        toks.extend((0..32).map(|k| 50_000 + i * 100 + k));
-        let toks: Vec<String> = toks.iter().map(|t| t.to_string()).collect();
+    for (arrival_ns, tokens, output) in requests {
+        let toks: Vec<String> = tokens.iter().map(|t| t.to_string()).collect();
         s.push_str(&format!(
-            "{{\"arrival_ns\": {}, \"prompt_token_ids\": [{}], \"output_length\": 8}}\n",
-            i as u64 * 1_000_000,
+            "{{\"arrival_ns\": {arrival_ns}, \"prompt_token_ids\": [{}], \"output_length\": {output}}}\n",
             toks.join(",")
         ));
     }
-    let p = dir.join("burst.jsonl");
+    let p = dir.join(name);
     std::fs::write(&p, s).unwrap();
     p
+}
+
+/// Eight requests 1 ms apart sharing a new 1024-token prefix.
+fn burst_trace(dir: &Path) -> PathBuf {
+    let requests: Vec<(u64, Vec<u32>, u32)> = (0..8u32)
+        .map(|i| {
+            let toks = (1..=1024).chain((0..32).map(|k| 50_000 + i * 100 + k));
+            (u64::from(i) * 1_000_000, toks.collect(), 8)
+        })
+        .collect();
+    token_trace(dir, "burst.jsonl", &requests)
 }
 
 fn precise_only_scenario(trace: &Path, kv_events: &str, kv_index: &str) -> String {
@@ -396,22 +404,17 @@ fn a_precise_block_size_unlike_the_pods_is_warned() {
 #[test]
 fn prefix_indexer_hit_ratio_averages_the_picks_matched_blocks() {
     let d = tmp("indexer-ratio");
-    let mut trace = String::from("{\"kvsim_trace\": 1}\n");
     let prompts: [Vec<u32>; 3] = [
         (1..=64).collect(),
         (1..=64).collect(),
         (1..=32).chain(1001..=1032).collect(),
     ];
-    for (i, p) in prompts.iter().enumerate() {
-        let toks: Vec<String> = p.iter().map(|t| t.to_string()).collect();
-        trace.push_str(&format!(
-            "{{\"arrival_ns\": {}, \"prompt_token_ids\": [{}], \"output_length\": 4}}\n",
-            i as u64 * 100_000_000,
-            toks.join(",")
-        ));
-    }
-    let path = d.join("t.jsonl");
-    std::fs::write(&path, trace).unwrap();
+    let requests: Vec<(u64, Vec<u32>, u32)> = prompts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64 * 100_000_000, p, 4))
+        .collect();
+    let path = token_trace(&d, "t.jsonl", &requests);
     let scenario = format!(
         "pods:
   - {{name: pod, count: 1, gpu: H100, model: Llama-3.2-1B}}
