@@ -41,6 +41,9 @@ pub(crate) struct BenchArgs {
     /// Runs of `--scenario`.
     #[arg(long, default_value_t = 5)]
     repeat: u32,
+    /// Threads for the pods of `--scenario` (as `kvsim run --threads`).
+    #[arg(long, default_value_t = super::run_cmd::default_threads())]
+    threads: usize,
 }
 
 const BENCH_SCENARIO: &str = "
@@ -54,7 +57,7 @@ workload:
 
 pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(path) = &a.scenario {
-        return run_scenario(path, a.repeat, out);
+        return run_scenario(path, a.repeat, a.threads, out);
     }
     anyhow::ensure!(a.rate > 0.0, "--rate must be > 0, got {}", a.rate);
     anyhow::ensure!(a.requests > 0, "--requests must be at least 1");
@@ -118,13 +121,18 @@ pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 /// Times `path` end to end `repeat` times.
-fn run_scenario(path: &std::path::Path, repeat: u32, out: &mut dyn Write) -> anyhow::Result<()> {
+fn run_scenario(
+    path: &std::path::Path,
+    repeat: u32,
+    threads: usize,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     anyhow::ensure!(repeat >= 1, "--repeat must be at least 1, got {repeat}");
     let mut walls = Vec::with_capacity(repeat as usize);
     for i in 1..=repeat {
         let t0 = Instant::now();
         let resolved = super::import_cmd::load_for_run(Some(path), &Overrides::default())?;
-        let done = super::run_cmd::simulate(resolved, false)?;
+        let done = super::run_cmd::simulate(resolved, false, threads)?;
         let wall = t0.elapsed().as_secs_f64();
         writeln!(
             out,

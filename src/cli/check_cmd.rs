@@ -55,7 +55,7 @@ pub(crate) fn run(a: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let resolved = resolve::load(path, &Overrides::default())?;
             let name = resolved.name.clone();
             let seed = resolved.seed;
-            let done = run_cmd::simulate(resolved, false)?;
+            let done = run_cmd::simulate(resolved, false, 1)?;
             let b = Baseline {
                 schema_version: BASELINE_SCHEMA_VERSION,
                 scenario: path.display().to_string(),

@@ -202,7 +202,7 @@ fn simulate_briefly(mut resolved: crate::scenario::resolve::Resolved) {
     let w = &mut resolved.workload;
     w.num_requests = Some(w.num_requests.unwrap_or(u64::MAX).min(4));
     resolved.horizon_s = Some(resolved.horizon_s.unwrap_or(f64::MAX).min(600.0));
-    let _ = super::run_cmd::simulate(resolved, false);
+    let _ = super::run_cmd::simulate(resolved, false, 1);
 }
 
 proptest! {

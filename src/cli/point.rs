@@ -158,7 +158,7 @@ pub(crate) fn evaluate(
     let resolved = resolve_point(scenario, sets, rule)?;
     let seed = resolved.seed;
     let n_gpus = n_gpus(&resolved);
-    let done = super::run_cmd::simulate(resolved, false)?;
+    let done = super::run_cmd::simulate(resolved, false, 1)?;
     if let Some(dir) = keep_dir {
         super::run_cmd::write_outputs(dir, &done)
             .with_context(|| format!("writing the point's run to {}", dir.display()))?;

@@ -234,7 +234,7 @@ mod tests {
             ..Overrides::default()
         };
         let resolved = resolve::load(&scenario, &overrides).unwrap();
-        let done = super::super::run_cmd::simulate(resolved, false).unwrap();
+        let done = super::super::run_cmd::simulate(resolved, false, 1).unwrap();
         super::super::run_cmd::write_outputs(dir, &done).unwrap();
     }
 

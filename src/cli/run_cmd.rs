@@ -45,6 +45,15 @@ pub(crate) struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(long, short)]
     quiet: bool,
+    /// Threads for the pods (at most 2 are used; 1 with P/D). Outputs are
+    /// the same for any value.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+}
+
+/// What `--threads` defaults to: 2 when the machine has two cores or more.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// A finished run with everything needed to write it out.
@@ -82,7 +91,7 @@ pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("out").join(&resolved.name));
-    let done = simulate(resolved, !a.quiet)?;
+    let done = simulate(resolved, !a.quiet, a.threads)?;
     write_outputs(&dir, &done)?;
     if !a.quiet {
         let s = &done.summary;
@@ -110,7 +119,12 @@ impl Progress for Bar {
 }
 
 /// Runs a resolved scenario.
-pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Result<Finished> {
+/// Runs `resolved` with its pods on `threads` threads (see [`Simulation::with_threads`]).
+pub(crate) fn simulate(
+    resolved: Resolved,
+    show_progress: bool,
+    threads: usize,
+) -> anyhow::Result<Finished> {
     let rng = RngStreams::new(resolved.seed);
     let stream = crate::trace::spec::open_workload(&resolved.workload, &resolved.base_dir, &rng)
         .with_context(|| format!("opening the workload of scenario {}", resolved.name))?;
@@ -179,6 +193,7 @@ pub(crate) fn simulate(resolved: Resolved, show_progress: bool) -> anyhow::Resul
         SimDuration::from_us(resolved.routing_latency_us),
     )
     .with_pd(pd)
+    .with_threads(threads)
     .with_horizon(
         resolved
             .horizon_s

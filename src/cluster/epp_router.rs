@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::key_spaces::{IndexKeys, KeySpaces, PerPodKeys};
+use super::lane::MetricsSnapshot;
 use crate::engine::rng::StreamRng;
 use crate::epp::config::LoadedConfig;
 use crate::epp::plugin::{KvBlockLookup, PreRequestContext, SchedulingContext, SpeculativeIndex};
@@ -19,15 +20,6 @@ use crate::trace::request::{Prompt, TraceRequest};
 
 /// Metrics older than this make a pod no candidate (GIE's datastore, 2 s).
 const METRICS_STALENESS_NS: u64 = 2_000_000_000;
-
-/// Pod metrics as the router last scraped them.
-#[derive(Clone, Copy, Debug, Default)]
-struct Scraped {
-    waiting: u32,
-    running: u32,
-    kv_usage: f64,
-    at_ns: u64,
-}
 
 /// One candidate's line in the decision log.
 #[derive(Clone, Debug)]
@@ -122,7 +114,7 @@ pub struct EppRouter {
     /// The last prompt's keys, as the router and as each pod hashes them.
     spaces: KeySpaces,
     rng: StreamRng,
-    scraped: Vec<Scraped>,
+    scraped: Vec<MetricsSnapshot>,
     in_flight: Vec<(u32, u64)>,
     names: Vec<String>,
     roles: Vec<&'static str>,
@@ -245,7 +237,7 @@ impl EppRouter {
             model,
             spaces,
             rng,
-            scraped: vec![Scraped::default(); pods.len()],
+            scraped: vec![MetricsSnapshot::default(); pods.len()],
             in_flight: vec![(0, 0); pods.len()],
             names: pods.iter().map(|p| p.name.clone()).collect(),
             roles: pods.iter().map(|p| p.role.as_str()).collect(),
@@ -268,17 +260,9 @@ impl EppRouter {
         &self.warnings
     }
 
-    /// Scrapes every pod's metrics (`refresh_metrics_interval`).
-    pub fn scrape(&mut self, pods: &[Pod], now_ns: u64) {
-        for (s, p) in self.scraped.iter_mut().zip(pods) {
-            let sch = p.scheduler();
-            *s = Scraped {
-                waiting: sch.n_waiting() as u32,
-                running: sch.n_running() as u32,
-                kv_usage: sch.pool().usage(),
-                at_ns: now_ns,
-            };
-        }
+    /// What the last metrics scrape (`refresh_metrics_interval`) saw of `pod`.
+    pub fn observe_metrics(&mut self, pod: usize, m: MetricsSnapshot) {
+        self.scraped[pod] = m;
     }
 
     /// Applies a batch of a pod's KV events to the index.

@@ -6,9 +6,11 @@
 //! its follow-ups. Requests stream in from the workload one at a time (only
 //! the next arrival is ever queued), so memory does not grow with trace size.
 
+mod crew;
 pub mod epp_router;
 pub mod key_spaces;
 pub mod kv_lag;
+pub mod lane;
 pub mod router;
 #[cfg(test)]
 mod tests;
@@ -18,9 +20,12 @@ use crate::engine::time::{SimDuration, SimTime};
 use crate::pod::engine::Pod;
 use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::Finished;
+use crate::pod::scheduler::KvLoad;
 use crate::trace::request::TraceRequest;
+use crew::Crew;
 use epp_router::{DecisionRow, EppRouter};
 use kv_lag::EventPipeline;
+use lane::{At, Lane};
 use router::Router;
 
 /// How requests are routed.
@@ -38,23 +43,26 @@ pub enum Routing {
     },
 }
 
-/// A closed set of events.
+/// The router-side events; each pod's step ends and dispatches run on its
+/// [`Lane`].
 #[derive(Debug)]
 enum Event {
     /// The next workload request reaches the router.
     Arrival(Box<TraceRequest>),
-    /// A routed request reaches its pod.
-    Dispatch { pod: u32, req: Box<PodRequest> },
-    /// A pod's in-flight step ends.
-    StepEnd { pod: u32 },
-    /// A batch of a pod's KV events is applied to the router's index.
-    IndexUpdate { pod: u32, n_events: usize },
-    /// The router scrapes pod metrics.
-    MetricsScrape,
     /// The transfer network may have completions due (stale if `gen` is old).
     TransferWake { gen: u64 },
     /// A prefill pod's hold on a request's blocks expires.
     HoldTimeout { pod: u32, request_id: u64 },
+}
+
+impl Event {
+    fn class(&self) -> EventClass {
+        match self {
+            Event::Arrival(_) => EventClass::Arrival,
+            Event::TransferWake { .. } => EventClass::TransferDone,
+            Event::HoldTimeout { .. } => EventClass::Dispatch,
+        }
+    }
 }
 
 /// P/D disaggregation: the NIXL transfer network and each pod's KV shape.
@@ -161,10 +169,24 @@ impl Progress for () {
 /// A configured cluster ready to replay a workload.
 pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     pods: Vec<Pod>,
+    /// Per pod, its clock, inbox and output buffers.
+    lanes: Vec<Lane>,
     routing: Routing,
     workload: W,
     arrival_pending: bool,
+    /// Scratch: which lane's call record comes next.
+    output_order: Vec<(At, usize)>,
+    /// Threads the pods may run on.
+    threads: usize,
+    /// Runs some pods on a second thread (none: all on this one).
+    crew: Option<Crew>,
+    /// When the queued arrival reaches the router.
+    next_arrival: Option<SimTime>,
+    /// Without P/D: every pod has run its events before this point.
+    pods_ran_to: Option<At>,
     queue: EventQueue<Event>,
+    /// Batches of KV events on their way to the router's index: pod, count.
+    index_updates: EventQueue<(u32, usize)>,
     routing_latency: SimDuration,
     horizon: Option<SimTime>,
     /// Pods a simple router picks from (all but prefill pods).
@@ -180,6 +202,8 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     net_gen_scheduled: u64,
     n_transfers: u64,
     n_hold_timeouts: u64,
+    /// Completed requests, in completion order.
+    finished: Vec<CompletedRequest>,
 }
 
 impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
@@ -207,12 +231,23 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             }
             _ => SimDuration::ZERO,
         };
+        let scrape_interval_ns = match &routing {
+            Routing::Epp { refresh, .. } => Some(refresh.as_ns()),
+            Routing::Simple(_) => None,
+        };
         Simulation {
+            lanes: pods.iter().map(|_| Lane::new(scrape_interval_ns)).collect(),
             pods,
             routing,
             workload,
             arrival_pending: false,
+            next_arrival: None,
+            threads: 1,
+            crew: None,
+            output_order: Vec::new(),
+            pods_ran_to: None,
             queue: EventQueue::new(),
+            index_updates: EventQueue::new(),
             routing_latency,
             horizon: None,
             simple_targets,
@@ -223,12 +258,21 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             net_gen_scheduled: u64::MAX,
             n_transfers: 0,
             n_hold_timeouts: 0,
+            finished: Vec::new(),
         }
     }
 
     /// Enables P/D disaggregation (the EPP's prefill profile picks a prefill pod).
     pub fn with_pd(mut self, pd: Option<PdSetup>) -> Self {
         self.pd = pd;
+        self
+    }
+
+    /// Runs the pods on up to `n` threads (at most 2 are used, and 1 with
+    /// P/D, whose pods reach one another between router events). Outputs
+    /// do not depend on it.
+    pub fn with_threads(mut self, n: usize) -> Self {
+        self.threads = n;
         self
     }
 
@@ -240,18 +284,60 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
 
     fn push_next_arrival(&mut self) {
         self.arrival_pending = false;
+        self.next_arrival = None;
         if let Some(r) = self.workload.next() {
             let t = SimTime(r.arrival_ns).max(self.queue.now());
+            self.next_arrival = Some(t);
             self.queue
                 .push(t, EventClass::Arrival, Event::Arrival(Box::new(r)));
             self.arrival_pending = true;
         }
     }
 
-    /// Work every pod call may leave: KV events to publish, KV pulls to start.
-    fn after_pod_call(&mut self, pod: u32, now: SimTime) {
-        self.publish(pod, now);
-        let loads = self.pods[pod as usize].take_kv_loads();
+    /// Takes what the pods' calls left, in event order (time, class, pod,
+    /// call): KV events go to the index, KV pulls start, finished requests
+    /// are counted out.
+    fn take_pod_outputs(&mut self, progress: &mut dyn Progress) {
+        let mut order = std::mem::take(&mut self.output_order);
+        order.clear();
+        for (p, lane) in self.lanes.iter().enumerate() {
+            order.extend(lane.records().map(|r| (r.at, p)));
+        }
+        // A lane's records are in order already and take turns from its
+        // front, so equal keys of one lane need no order among themselves.
+        order.sort_unstable();
+        for &(_, p) in &order {
+            let pod = p as u32;
+            let rec = self.lanes[p].take_record().expect("peeked");
+            let now = rec.at.0;
+            // KV events, late, to the router's index (dropped without one).
+            let mut events = Some(self.lanes[p].take_events(rec.n_events));
+            if let Routing::Epp {
+                router, pipeline, ..
+            } = &mut self.routing
+            {
+                if rec.n_events > 0 && router.has_index() {
+                    let t = pipeline.send(p, now.as_ns(), events.take().expect("unsent"));
+                    self.index_updates.push(
+                        SimTime(t),
+                        EventClass::IndexUpdate,
+                        (pod, rec.n_events),
+                    );
+                }
+            }
+            drop(events);
+            let loads = self.lanes[p].take_loads(rec.n_loads);
+            let finished = self.lanes[p].take_finished(rec.n_finished);
+            self.start_pulls(pod, loads, now);
+            if !finished.is_empty() {
+                self.take_finished(pod, finished, now, progress);
+            }
+        }
+        self.output_order = order;
+    }
+
+    /// P/D decode side: starts the KV pulls `pod`'s admissions require.
+    fn start_pulls(&mut self, pod: u32, loads: Vec<KvLoad>, now: SimTime) {
         if loads.is_empty() {
             return;
         }
@@ -270,6 +356,38 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             self.pulls.insert(id, (pod, l.slot, l.request_id));
         }
         self.schedule_transfer_wake();
+    }
+
+    /// Requests that finished on `pod` at `now`: prefill legs hand their
+    /// decode leg on, the others are done.
+    fn take_finished(
+        &mut self,
+        pod: u32,
+        mut out: Vec<Finished>,
+        now: SimTime,
+        progress: &mut dyn Progress,
+    ) {
+        out.retain(|f| {
+            if f.req.kv_transfer != crate::pod::request::KvTransfer::Produce {
+                return true;
+            }
+            self.prefill_done(pod, f.req.id, now);
+            false
+        });
+        if let Routing::Epp { router, .. } = &mut self.routing {
+            for f in &out {
+                let tokens = f.req.prompt_len as u64 + f.req.max_tokens as u64;
+                router.complete(pod, f.req.id, tokens, now.as_ns());
+            }
+        }
+        let before = self.finished.len() as u64;
+        self.finished.extend(
+            out.into_iter()
+                .map(|Finished { req, .. }| CompletedRequest { pod, req }),
+        );
+        if self.finished.len() as u64 / 1024 != before / 1024 {
+            progress.on_progress(self.finished.len() as u64);
+        }
     }
 
     /// Keeps one wake-up queued at the network's next change.
@@ -296,12 +414,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             return;
         };
         if let Some(leg) = f.decode_leg.take() {
-            let d = f.decode;
-            self.queue.push(
-                now,
-                EventClass::Dispatch,
-                Event::Dispatch { pod: d, req: leg },
-            );
+            self.lanes[f.decode as usize].dispatch(now, leg);
         }
         if let Some(t) = self.pd.as_ref().and_then(|pd| pd.hold_timeout) {
             self.queue.push(
@@ -315,145 +428,103 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
         }
     }
 
-    /// Frees `pod`'s hold for `request_id`, starting a step if that unblocks
-    /// the pod; whether anything was held.
-    fn release_held(&mut self, pod: u32, request_id: u64, now: SimTime) -> bool {
-        let (freed, step_end) = self.pods[pod as usize].release_held(request_id, now);
-        if let Some(end) = step_end {
-            self.queue
-                .push(end, EventClass::StepEnd, Event::StepEnd { pod });
-            self.after_pod_call(pod, now);
+    /// Runs pod events that come before the router's next event `head`
+    /// (or `stop`); whether any ran. Without P/D, pods affect one another
+    /// only through routing, so every pod runs up to the next arrival, side
+    /// by side on the worker threads; with P/D, one event at a time in
+    /// event order, as a finished prefill or a started pull reaches another
+    /// pod at once.
+    fn run_pods(&mut self, head: Option<At>, stop: At, progress: &mut dyn Progress) -> bool {
+        if self.pd.is_some() {
+            let next = (0..self.lanes.len())
+                .filter_map(|p| self.lanes[p].next_at().map(|a| (a, p)))
+                .min();
+            let Some((at, p)) = next.filter(|&(a, _)| a < head.unwrap_or(stop)) else {
+                return false;
+            };
+            self.lanes[p].run_next(&mut self.pods[p], at);
+            self.take_pod_outputs(progress);
+            return true;
         }
-        freed
+        let barrier = self
+            .next_arrival
+            .map(|t| (t, EventClass::Arrival))
+            .filter(|&a| a < stop)
+            .unwrap_or(stop);
+        if self.pods_ran_to == Some(barrier) {
+            return false;
+        }
+        self.pods_ran_to = Some(barrier);
+        match &mut self.crew {
+            Some(crew) => crew.run_until(&mut self.pods, &mut self.lanes, barrier),
+            None => {
+                for (pod, lane) in self.pods.iter_mut().zip(&mut self.lanes) {
+                    lane.run_until(pod, barrier);
+                }
+            }
+        }
+        self.take_pod_outputs(progress);
+        true
     }
 
-    /// Sends the KV events `pod` published to the router's index, late.
-    fn publish(&mut self, pod: u32, now: SimTime) {
-        let events = self.pods[pod as usize].drain_published_events();
+    /// Applies the batches of KV events that reach the router's index
+    /// before `at` (only routing reads the index); how many.
+    fn apply_index_updates(&mut self, at: At) -> u64 {
         let Routing::Epp {
             router, pipeline, ..
         } = &mut self.routing
         else {
-            return;
+            return 0;
         };
-        let n_events = events.len();
-        if n_events == 0 || !router.has_index() {
-            return;
+        let mut n = 0;
+        while self
+            .index_updates
+            .peek()
+            .is_some_and(|k| (k.time, k.class) < at)
+        {
+            let (_, (pod, n_events)) = self.index_updates.pop().expect("peeked");
+            router.apply_events(pod, pipeline.deliver(pod as usize, n_events));
+            n += 1;
         }
-        let t = pipeline.send(pod as usize, now.as_ns(), events);
-        self.queue.push(
-            SimTime(t),
-            EventClass::IndexUpdate,
-            Event::IndexUpdate { pod, n_events },
-        );
+        n
     }
 
     /// Runs to completion (or the horizon).
     pub fn run(mut self, progress: &mut dyn Progress) -> RunOutput {
-        let mut finished: Vec<CompletedRequest> = Vec::new();
+        if self.threads > 1 && self.pods.len() > 1 && self.pd.is_none() {
+            self.crew = Some(Crew::new(self.pods.len()));
+        }
         let mut not_finished = Vec::new();
         let mut n_events = 0u64;
         self.push_next_arrival();
-        if matches!(self.routing, Routing::Epp { .. }) {
-            self.queue.push(
-                SimTime::ZERO,
-                EventClass::MetricsScrape,
-                Event::MetricsScrape,
-            );
-        }
-        let mut past_horizon = None;
-        while let Some((key, ev)) = self.queue.pop() {
-            if self.horizon.is_some_and(|h| key.time > h) {
-                past_horizon = Some(ev);
+        // Past the horizon nothing runs.
+        let stop: At = match self.horizon {
+            Some(h) => (h.add(SimDuration(1)), EventClass::TransferDone),
+            None => lane::END,
+        };
+        loop {
+            let head = self
+                .queue
+                .peek()
+                .map(|k| (k.time, k.class))
+                .filter(|&a| a < stop);
+            // The pods' outputs may queue router events before `head`.
+            if self.run_pods(head, stop, progress) {
+                continue;
+            }
+            if head.is_none() {
                 break;
             }
+            let (key, ev) = self.queue.pop().expect("peeked");
             n_events += 1;
             let now = key.time;
+            let at = (now, ev.class());
             match ev {
                 Event::Arrival(tr) => {
+                    n_events += self.apply_index_updates(at);
                     self.push_next_arrival();
-                    let decision = match &mut self.routing {
-                        Routing::Simple(r) => {
-                            let targets = &self.simple_targets;
-                            Some((targets[r.pick(targets.len())], None))
-                        }
-                        Routing::Epp { router, .. } => router.route(&tr, &self.pods, now.as_ns()),
-                    };
-                    let Some((pod, prefill)) = decision else {
-                        not_finished.push(IncompleteRequest {
-                            id: tr.id,
-                            pod: None,
-                            rejection: Some(Rejection::NoEndpoint),
-                            stalled: false,
-                            after_horizon: false,
-                        });
-                        continue;
-                    };
-                    let p = pod as usize;
-                    let total = tr.prompt.n_tokens() as u64 + tr.output_len as u64;
-                    let too_long =
-                        |q: usize| total > self.pods[q].scheduler().config().max_model_len as u64;
-                    if too_long(p)
-                        || prefill.is_some_and(|q| too_long(q as usize))
-                        || tr.prompt.n_tokens() == 0
-                        || tr.output_len == 0
-                    {
-                        // vLLM answers with an error: the EPP's response
-                        // hook counts the request out again.
-                        if let Routing::Epp { router, .. } = &mut self.routing {
-                            router.complete(pod, tr.id, total, now.as_ns());
-                        }
-                        not_finished.push(IncompleteRequest {
-                            id: tr.id,
-                            pod: Some(pod),
-                            rejection: Some(Rejection::TooLong),
-                            stalled: false,
-                            after_horizon: false,
-                        });
-                        continue;
-                    }
-                    let id = tr.id;
-                    let mut req = self.build_request(*tr, p);
-                    req.times.arrival_ns = now.as_ns();
-                    // P/D: the routing sidecar first sends a copy with
-                    // max_tokens = 1 to the prefill pod, which keeps the blocks
-                    // for the pull; the decode leg waits in the flow.
-                    let (first_pod, first_leg) = match prefill.filter(|_| self.pd.is_some()) {
-                        None => (pod, req),
-                        Some(q) => {
-                            let mut prefill_leg = self.build_request_like(&req, q as usize);
-                            prefill_leg.max_tokens = 1;
-                            prefill_leg.kv_transfer = crate::pod::request::KvTransfer::Produce;
-                            req.kv_transfer = crate::pod::request::KvTransfer::Consume;
-                            self.flows.insert(
-                                id,
-                                PdFlow {
-                                    decode: pod,
-                                    prefill: q,
-                                    decode_leg: Some(Box::new(req)),
-                                },
-                            );
-                            (q, prefill_leg)
-                        }
-                    };
-                    let delay = self.routing_latency
-                        + self.index_lookup
-                        + self.pods[first_pod as usize].admission_overhead(first_leg.prompt_len);
-                    self.queue.push(
-                        now.add(delay),
-                        EventClass::Dispatch,
-                        Event::Dispatch {
-                            pod: first_pod,
-                            req: Box::new(first_leg),
-                        },
-                    );
-                }
-                Event::Dispatch { pod, req } => {
-                    if let Some(end) = self.pods[pod as usize].add_request(*req, now) {
-                        self.queue
-                            .push(end, EventClass::StepEnd, Event::StepEnd { pod });
-                    }
-                    self.after_pod_call(pod, now);
+                    self.arrive(*tr, at, &mut not_finished);
+                    self.pods_ran_to = None;
                 }
                 Event::TransferWake { gen } => {
                     let Some(pd) = &mut self.pd else { continue };
@@ -468,106 +539,52 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                         };
                         if let Some(f) = self.flows.remove(&request_id) {
                             // NIXL notification: the prefill pod frees its hold.
-                            self.release_held(f.prefill, request_id, now);
+                            let p = f.prefill as usize;
+                            self.lanes[p].release_held(&mut self.pods[p], request_id, at);
+                            self.take_pod_outputs(progress);
                         }
-                        if let Some(end) = self.pods[dst as usize].kv_received(slot, now) {
-                            self.queue
-                                .push(end, EventClass::StepEnd, Event::StepEnd { pod: dst });
-                        }
-                        self.after_pod_call(dst, now);
+                        let d = dst as usize;
+                        self.lanes[d].kv_received(&mut self.pods[d], slot, at);
+                        self.take_pod_outputs(progress);
                     }
                     self.schedule_transfer_wake();
                 }
                 Event::HoldTimeout { pod, request_id } => {
-                    if self.release_held(pod, request_id, now) {
+                    let p = pod as usize;
+                    if self.lanes[p].release_held(&mut self.pods[p], request_id, at) {
                         self.n_hold_timeouts += 1;
                     }
-                }
-                Event::IndexUpdate { pod, n_events } => {
-                    if let Routing::Epp {
-                        router, pipeline, ..
-                    } = &mut self.routing
-                    {
-                        router.apply_events(pod, pipeline.deliver(pod as usize, n_events));
-                    }
-                }
-                Event::MetricsScrape => {
-                    if let Routing::Epp {
-                        router, refresh, ..
-                    } = &mut self.routing
-                    {
-                        router.scrape(&self.pods, now.as_ns());
-                        let busy = self.pods.iter().any(|p| !p.is_idle());
-                        if self.arrival_pending || busy {
-                            let next = now.add(*refresh);
-                            self.queue
-                                .push(next, EventClass::MetricsScrape, Event::MetricsScrape);
-                        }
-                    }
-                }
-                Event::StepEnd { pod } => {
-                    let mut out = self.pods[pod as usize].on_step_end(now);
-                    if let Some(end) = out.next_step_end {
-                        self.queue
-                            .push(end, EventClass::StepEnd, Event::StepEnd { pod });
-                    }
-                    self.after_pod_call(pod, now);
-                    // Prefill legs end here: hand the decode leg to its pod.
-                    out.finished.retain(|f| {
-                        if f.req.kv_transfer != crate::pod::request::KvTransfer::Produce {
-                            return true;
-                        }
-                        self.prefill_done(pod, f.req.id, now);
-                        false
-                    });
-                    if let Routing::Epp { router, .. } = &mut self.routing {
-                        for f in &out.finished {
-                            let tokens = f.req.prompt_len as u64 + f.req.max_tokens as u64;
-                            router.complete(pod, f.req.id, tokens, now.as_ns());
-                        }
-                    }
-                    let before = finished.len() as u64;
-                    finished.extend(
-                        out.finished
-                            .into_iter()
-                            .map(|Finished { req, .. }| CompletedRequest { pod, req }),
-                    );
-                    if finished.len() as u64 / 1024 != before / 1024 {
-                        progress.on_progress(finished.len() as u64);
-                    }
+                    self.take_pod_outputs(progress);
                 }
             }
         }
-        progress.on_progress(finished.len() as u64);
-        let stopped_at_horizon = past_horizon.is_some();
+        n_events += self.lanes.iter().map(|l| l.n_events).sum::<u64>();
+        progress.on_progress(self.finished.len() as u64);
+        // Whatever is left lies past the horizon (or never happens).
+        let mut stopped_at_horizon = self.lanes.iter().any(|l| l.next_at().is_some());
         let mut dispatch_left = false;
-        let leftovers = past_horizon
-            .into_iter()
-            .chain(std::iter::from_fn(|| self.queue.pop().map(|(_, ev)| ev)));
-        for ev in leftovers {
-            match ev {
-                Event::Arrival(tr) => not_finished.push(IncompleteRequest {
+        while let Some((_, ev)) = self.queue.pop() {
+            stopped_at_horizon = true;
+            if let Event::Arrival(tr) = ev {
+                not_finished.push(IncompleteRequest {
                     id: tr.id,
                     pod: None,
                     rejection: None,
                     stalled: false,
                     after_horizon: true,
-                }),
-                Event::Dispatch { pod, req } => {
-                    dispatch_left = true;
-                    not_finished.push(IncompleteRequest {
-                        id: req.id,
-                        pod: Some(pod),
-                        rejection: None,
-                        stalled: false,
-                        after_horizon: false,
-                    })
-                }
-                Event::StepEnd { .. }
-                | Event::IndexUpdate { .. }
-                | Event::MetricsScrape
-                | Event::TransferWake { .. }
-                | Event::HoldTimeout { .. } => {}
+                });
+            }
+        }
+        for (p, lane) in self.lanes.iter().enumerate() {
+            for id in lane.undelivered() {
+                dispatch_left = true;
+                not_finished.push(IncompleteRequest {
+                    id,
+                    pod: Some(p as u32),
+                    rejection: None,
+                    stalled: false,
+                    after_horizon: false,
+                });
             }
         }
         for r in self.workload.by_ref() {
@@ -580,8 +597,9 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             });
         }
         // The horizon cut the run short only if requests were still on their
-        // way: later scrapes, index updates or hold timeouts are not work.
+        // way: later index updates or hold timeouts are not work.
         let cut = stopped_at_horizon
+            && self.horizon.is_some()
             && (self.arrival_pending
                 || dispatch_left
                 || !self.pulls.is_empty()
@@ -622,7 +640,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             };
         RunOutput {
             end_time,
-            finished,
+            finished: self.finished,
             not_finished,
             pods: self.pods,
             n_events,
@@ -633,6 +651,84 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             n_transfers: self.n_transfers,
             n_hold_timeouts: self.n_hold_timeouts,
         }
+    }
+
+    /// Routes the request arriving at `at` and dispatches it (P/D: its
+    /// prefill leg first), or records why not.
+    fn arrive(&mut self, tr: TraceRequest, at: At, not_finished: &mut Vec<IncompleteRequest>) {
+        let now = at.0;
+        let decision = match &mut self.routing {
+            Routing::Simple(r) => {
+                let targets = &self.simple_targets;
+                Some((targets[r.pick(targets.len())], None))
+            }
+            Routing::Epp { router, .. } => {
+                for (p, (lane, pod)) in self.lanes.iter_mut().zip(&self.pods).enumerate() {
+                    router.observe_metrics(p, lane.metrics_before(pod, at));
+                }
+                router.route(&tr, &self.pods, now.as_ns())
+            }
+        };
+        let Some((pod, prefill)) = decision else {
+            not_finished.push(IncompleteRequest {
+                id: tr.id,
+                pod: None,
+                rejection: Some(Rejection::NoEndpoint),
+                stalled: false,
+                after_horizon: false,
+            });
+            return;
+        };
+        let p = pod as usize;
+        let total = tr.prompt.n_tokens() as u64 + tr.output_len as u64;
+        let too_long = |q: usize| total > self.pods[q].scheduler().config().max_model_len as u64;
+        if too_long(p)
+            || prefill.is_some_and(|q| too_long(q as usize))
+            || tr.prompt.n_tokens() == 0
+            || tr.output_len == 0
+        {
+            // vLLM answers with an error: the EPP's response hook counts the
+            // request out again.
+            if let Routing::Epp { router, .. } = &mut self.routing {
+                router.complete(pod, tr.id, total, now.as_ns());
+            }
+            not_finished.push(IncompleteRequest {
+                id: tr.id,
+                pod: Some(pod),
+                rejection: Some(Rejection::TooLong),
+                stalled: false,
+                after_horizon: false,
+            });
+            return;
+        }
+        let id = tr.id;
+        let mut req = self.build_request(tr, p);
+        req.times.arrival_ns = now.as_ns();
+        // P/D: the routing sidecar first sends a copy with max_tokens = 1 to
+        // the prefill pod, which keeps the blocks for the pull; the decode
+        // leg waits in the flow.
+        let (first_pod, first_leg) = match prefill.filter(|_| self.pd.is_some()) {
+            None => (pod, req),
+            Some(q) => {
+                let mut prefill_leg = self.build_request_like(&req, q as usize);
+                prefill_leg.max_tokens = 1;
+                prefill_leg.kv_transfer = crate::pod::request::KvTransfer::Produce;
+                req.kv_transfer = crate::pod::request::KvTransfer::Consume;
+                self.flows.insert(
+                    id,
+                    PdFlow {
+                        decode: pod,
+                        prefill: q,
+                        decode_leg: Some(Box::new(req)),
+                    },
+                );
+                (q, prefill_leg)
+            }
+        };
+        let delay = self.routing_latency
+            + self.index_lookup
+            + self.pods[first_pod as usize].admission_overhead(first_leg.prompt_len);
+        self.lanes[first_pod as usize].dispatch(now.add(delay), Box::new(first_leg));
     }
 
     /// A copy of `req` hashed for `pod` (its block size and hasher may differ).

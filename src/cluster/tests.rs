@@ -122,6 +122,20 @@ fn simulate_requests(
     async_sched: bool,
     extra: &str,
 ) -> RunOutput {
+    simulate_on_threads(1, seed, requests, epp, pd, blocks, async_sched, extra)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate_on_threads(
+    threads: usize,
+    seed: u64,
+    requests: Vec<TraceRequest>,
+    epp: bool,
+    pd: bool,
+    blocks: u32,
+    async_sched: bool,
+    extra: &str,
+) -> RunOutput {
     let vllm = format!("{{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}");
     let pods = if pd {
         format!("  - {{role: decode, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n  - {{role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
@@ -160,6 +174,7 @@ fn simulate_requests(
         SimDuration::from_us(100),
     )
     .with_pd(resolved.build_pd())
+    .with_threads(threads)
     .with_horizon(resolved.horizon_s.map(secs))
     .run(&mut Monotone(0))
 }
@@ -286,6 +301,28 @@ fn rejected_requests_leave_no_in_flight_count_behind() {
             .count();
         assert_eq!((n_rejected, out.finished.len()), (4, 8), "pd {pd}");
         assert_eq!(out.router_in_flight_at_end, 0, "pd {pd}");
+    }
+}
+
+/// Pods run on a second thread between arrivals; nothing of the run may
+/// depend on it: same requests, times, counters, pod state, event count.
+#[test]
+fn two_threads_give_the_run_of_one() {
+    for (epp, pd, extra) in [
+        (true, false, ""),
+        (false, false, ""),
+        (true, false, "horizon_s: 0.4\n"),
+        (true, true, ""),
+    ] {
+        // Small pools (200 blocks) for evictions and preemptions.
+        let run = |threads| {
+            let out = simulate_on_threads(threads, 5, workload(5, 80), epp, pd, 200, true, extra);
+            (out.not_finished.len(), format!("{out:?}"))
+        };
+        let one = run(1);
+        // Every request finishes, but those the horizon cuts short.
+        assert_eq!(one.0 > 0, !extra.is_empty(), "epp {epp} pd {pd} {extra}");
+        assert_eq!(one, run(2), "epp {epp} pd {pd} {extra}");
     }
 }
 

@@ -1,9 +1,22 @@
-//! The event queue: one total order over all events, defined here and only here.
+//! The event queue, and *the* event order: defined here and only here.
 //!
-//! Events pop in order of `(time, class, seq)`: earliest time first; at equal
-//! times by [`EventClass`] (declaration order below); at equal time and class
-//! in insertion order (`seq` is a per-queue counter). The derived `Ord` on
-//! [`Key`] is that order.
+//! Events take effect in order of `(time, class, tie)`: earliest time first;
+//! at equal times by [`EventClass`] (declaration order below); at equal time
+//! and class:
+//! - within one queue, in insertion order (`seq`, a per-queue counter; the
+//!   derived `Ord` on [`Key`] is this order);
+//! - a router event (the cluster's queue: arrivals, transfer wake-ups, hold
+//!   timeouts) before a pod's own events (its step ends and the requests
+//!   dispatched to it, kept by the pod's lane in `cluster::lane` and run in
+//!   the same `(time, class)` order);
+//! - what pods' calls leave for the router (KV events, finished requests, KV
+//!   pulls) is taken in `(time, class, pod index, call)` order.
+//!
+//! Classes without events of their own still place work: a metrics scrape
+//! ([`EventClass::MetricsScrape`]) is what a pod's lane snapshots at each
+//! scrape instant, and KV-event batches reach the index
+//! ([`EventClass::IndexUpdate`]) in their own queue, applied before any
+//! arrival they precede.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -154,6 +167,11 @@ impl<T> EventQueue<T> {
         debug_assert!(key.time >= self.now);
         self.now = key.time;
         Some((key, p))
+    }
+
+    /// The next event's key, without removing it.
+    pub fn peek(&self) -> Option<Key> {
+        self.heap.peek().map(|&Reverse(k)| Key::unpack(k).0)
     }
 
     /// Pending events.

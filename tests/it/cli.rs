@@ -450,14 +450,16 @@ fn hash_command_prints_vllm_hashes() {
 }
 
 #[test]
-fn epp_runs_are_byte_identical_for_the_same_seed() {
+fn epp_runs_are_byte_identical_for_the_same_seed_on_one_or_two_threads() {
     let a = tmp("det-epp-a");
     let b = tmp("det-epp-b");
-    for d in [&a, &b] {
+    for (d, threads) in [(&a, "1"), (&b, "2")] {
         run_ok(&[
             "run",
             "scenarios/epp/precise_prefix.yaml",
             "--quiet",
+            "--threads",
+            threads,
             "--out",
             d.to_str().unwrap(),
         ]);

@@ -1,0 +1,343 @@
+//! A second thread that runs part of the pods between two router events.
+//!
+//! Why not rayon: on this project's 2-vCPU machines an idle worker's vCPU is
+//! descheduled and its caches go cold, and waking it once per window cost
+//! more than the window's work (Mooncake benchmark: 1.4 s with a rayon pool
+//! against 0.7 s on one thread). So the helper here spins between windows
+//! (sleeping only after [`SPIN_BEFORE_SLEEP`] without work), and each pod
+//! stays on one thread, its KV pool in that core's cache, until the balance
+//! of work between the threads is redone.
+//!
+//! Results do not depend on which thread runs a pod: lanes touch nothing
+//! but their own pod.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::lane::{At, Lane};
+use crate::pod::engine::Pod;
+
+/// How long the helper waits for work before it sleeps.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_millis(2);
+/// Windows between two looks at the balance.
+const WINDOWS_PER_BALANCE: u32 = 256;
+/// Drop in work imbalance (|main − helper| / total) that a new split of the
+/// pods must bring.
+const MIN_GAIN_TO_SPLIT: f64 = 0.1;
+/// `posted` value that tells the helper to exit.
+const QUIT: u64 = u64::MAX;
+
+/// What the helper runs: its own pods, then whichever of the caller's it
+/// claims first, up to `limit`.
+struct Job {
+    pods: *mut Pod,
+    lanes: *mut Lane,
+    own: Vec<usize>,
+    others: Vec<usize>,
+    limit: At,
+    /// The pods the helper ran and how long each took.
+    work_ns: Vec<(usize, u64)>,
+}
+
+// SAFETY: the pointers are only dereferenced by the helper between a post
+// and its completion, while `Crew::run_until` holds the exclusive borrows
+// they come from and touches none of the helper's pods (see there).
+unsafe impl Send for Job {}
+
+struct Shared {
+    /// The last job posted ([`QUIT`]: exit).
+    posted: AtomicU64,
+    /// The last job the helper finished.
+    finished: AtomicU64,
+    /// The helper is (about to be) parked: a post must unpark it.
+    sleeping: AtomicBool,
+    /// Per pod: taken by one of the threads in the current window.
+    claimed: Vec<AtomicBool>,
+    job: Mutex<Job>,
+}
+
+impl Shared {
+    /// Whether this thread is the one to run pod `i` now.
+    fn claim(&self, i: usize) -> bool {
+        !self.claimed[i].swap(true, Ordering::AcqRel)
+    }
+}
+
+/// The helper thread and how the pods are split between it and the caller.
+pub struct Crew {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    n_posted: u64,
+    /// Per pod: run by the helper.
+    on_helper: Vec<bool>,
+    /// Per pod: run time since the last balance.
+    work_ns: Vec<u64>,
+    windows_since_balance: u32,
+    /// Scratch: this window's due pods, this thread's and the helper's.
+    mine: Vec<usize>,
+    theirs: Vec<usize>,
+}
+
+impl Crew {
+    /// A helper for `n_pods` pods, which starts with every other pod.
+    pub fn new(n_pods: usize) -> Crew {
+        let shared = Arc::new(Shared {
+            posted: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            sleeping: AtomicBool::new(false),
+            claimed: (0..n_pods).map(|_| AtomicBool::new(true)).collect(),
+            job: Mutex::new(Job {
+                pods: std::ptr::null_mut(),
+                lanes: std::ptr::null_mut(),
+                own: Vec::new(),
+                others: Vec::new(),
+                limit: super::lane::END,
+                work_ns: Vec::new(),
+            }),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("kvsim-pods".into())
+            .spawn(move || helper_loop(&s))
+            .expect("starting the pod thread");
+        Crew {
+            shared,
+            thread: Some(thread),
+            n_posted: 0,
+            on_helper: (0..n_pods).map(|i| i % 2 == 1).collect(),
+            work_ns: vec![0; n_pods],
+            windows_since_balance: 0,
+            mine: Vec::new(),
+            theirs: Vec::new(),
+        }
+    }
+
+    /// Runs every lane's events before `limit`: each thread its own pods
+    /// first, then the other's that it claims before the other starts them.
+    pub fn run_until(&mut self, pods: &mut [Pod], lanes: &mut [Lane], limit: At) {
+        assert_eq!(pods.len(), self.on_helper.len());
+        assert_eq!(lanes.len(), self.on_helper.len());
+        let due = |l: &Lane| l.next_at().is_some_and(|a| a < limit);
+        self.mine.clear();
+        self.theirs.clear();
+        for (i, _) in lanes.iter().enumerate().filter(|(_, l)| due(l)) {
+            self.shared.claimed[i].store(false, Ordering::Relaxed);
+            if self.on_helper[i] {
+                self.theirs.push(i);
+            } else {
+                self.mine.push(i);
+            }
+        }
+        let pods_ptr = pods.as_mut_ptr();
+        let lanes_ptr = lanes.as_mut_ptr();
+        // SAFETY (both closures): `pods` and `lanes` are exclusively
+        // borrowed for this call, `i < len`, and a pod runs on the thread
+        // that claimed it, one per window.
+        let run = |i: usize| unsafe { (*lanes_ptr.add(i)).run_until(&mut *pods_ptr.add(i), limit) };
+        if self.theirs.is_empty() {
+            for &i in &self.mine {
+                self.shared.claimed[i].store(true, Ordering::Relaxed);
+                let t0 = Instant::now();
+                run(i);
+                self.work_ns[i] += t0.elapsed().as_nanos() as u64;
+            }
+        } else {
+            {
+                let mut job = self
+                    .shared
+                    .job
+                    .lock()
+                    .expect("the pod thread never panics holding it");
+                job.pods = pods_ptr;
+                job.lanes = lanes_ptr;
+                job.limit = limit;
+                job.own.clone_from(&self.theirs);
+                job.others.clone_from(&self.mine);
+            }
+            self.n_posted += 1;
+            self.shared.posted.store(self.n_posted, Ordering::SeqCst);
+            if self.shared.sleeping.load(Ordering::SeqCst) {
+                if let Some(t) = &self.thread {
+                    t.thread().unpark();
+                }
+            }
+            // Waits for the helper even if a pod panics here: its pointers
+            // must not outlive the borrows.
+            let guard = WaitOnDrop {
+                shared: &self.shared,
+                n_posted: self.n_posted,
+            };
+            for &i in self.mine.iter().chain(self.theirs.iter().rev()) {
+                if self.shared.claim(i) {
+                    let t0 = Instant::now();
+                    run(i);
+                    self.work_ns[i] += t0.elapsed().as_nanos() as u64;
+                }
+            }
+            drop(guard);
+            let job = self
+                .shared
+                .job
+                .lock()
+                .expect("the pod thread never panics holding it");
+            for &(i, ns) in &job.work_ns {
+                self.work_ns[i] += ns;
+            }
+        }
+        self.windows_since_balance += 1;
+        if self.windows_since_balance >= WINDOWS_PER_BALANCE {
+            self.balance();
+        }
+    }
+
+    /// Splits the pods anew (heaviest first, each to the lighter side) when
+    /// that evens the threads' recent work out by [`MIN_GAIN_TO_SPLIT`].
+    fn balance(&mut self) {
+        self.windows_since_balance = 0;
+        let side = |helper: bool| -> u64 {
+            (0..self.work_ns.len())
+                .filter(|&i| self.on_helper[i] == helper)
+                .map(|i| self.work_ns[i])
+                .sum()
+        };
+        let (main, helper) = (side(false), side(true));
+        let mut order: Vec<usize> = (0..self.work_ns.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(self.work_ns[i]), i));
+        let (mut m, mut h) = (0u64, 0u64);
+        let mut split = vec![false; self.work_ns.len()];
+        for i in order {
+            split[i] = h < m;
+            *(if split[i] { &mut h } else { &mut m }) += self.work_ns[i];
+        }
+        // Moving a pod costs its cache: split anew only for a clear gain.
+        let total = (main + helper).max(1) as f64;
+        let gain = (main.abs_diff(helper) as f64 - m.abs_diff(h) as f64) / total;
+        if gain > MIN_GAIN_TO_SPLIT {
+            self.on_helper = split;
+        }
+        // Older work counts for less.
+        for w in &mut self.work_ns {
+            *w /= 2;
+        }
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        self.shared.posted.store(QUIT, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Blocks until the helper finished job `n_posted`.
+struct WaitOnDrop<'a> {
+    shared: &'a Shared,
+    n_posted: u64,
+}
+
+impl Drop for WaitOnDrop<'_> {
+    fn drop(&mut self) {
+        let mut spins = 0u32;
+        while self.shared.finished.load(Ordering::Acquire) != self.n_posted {
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+fn helper_loop(shared: &Shared) {
+    let mut seen = 0;
+    loop {
+        let mut idle_since = None::<Instant>;
+        let mut spins = 0u32;
+        loop {
+            let p = shared.posted.load(Ordering::Acquire);
+            if p != seen {
+                seen = p;
+                break;
+            }
+            spins = spins.wrapping_add(1);
+            if spins % 256 != 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < SPIN_BEFORE_SLEEP {
+                std::thread::yield_now();
+                continue;
+            }
+            shared.sleeping.store(true, Ordering::SeqCst);
+            if shared.posted.load(Ordering::SeqCst) == seen {
+                std::thread::park();
+            }
+            shared.sleeping.store(false, Ordering::SeqCst);
+        }
+        if seen == QUIT {
+            return;
+        }
+        let mut job = shared
+            .job
+            .lock()
+            .expect("the main thread never panics holding it");
+        let Job {
+            pods,
+            lanes,
+            own,
+            others,
+            limit,
+            work_ns,
+        } = &mut *job;
+        work_ns.clear();
+        for &i in own.iter().chain(others.iter().rev()) {
+            if !shared.claim(i) {
+                continue;
+            }
+            // SAFETY: the main thread posted this job, keeps the borrows
+            // of `pods` and `lanes` alive until `finished` says it is done,
+            // and runs no pod this thread claimed.
+            let (pod, lane) = unsafe { (&mut *pods.add(i), &mut *lanes.add(i)) };
+            let t0 = Instant::now();
+            lane.run_until(pod, *limit);
+            work_ns.push((i, t0.elapsed().as_nanos() as u64));
+        }
+        drop(job);
+        shared.finished.store(seen, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn pods_and_lanes_may_move_between_threads() {
+        assert_send::<Pod>();
+        assert_send::<Lane>();
+    }
+
+    #[test]
+    fn balance_splits_heaviest_first_and_only_when_uneven() {
+        let mut c = Crew::new(4);
+        assert_eq!(c.on_helper, vec![false, true, false, true]);
+        // Even enough (10 vs 10): no change, counts halve.
+        c.work_ns = vec![6, 5, 4, 5];
+        c.balance();
+        assert_eq!(c.on_helper, vec![false, true, false, true]);
+        assert_eq!(c.work_ns, vec![3, 2, 2, 2]);
+        // 90 vs 12: heaviest stays here, the rest go to the helper.
+        c.work_ns = vec![80, 10, 10, 2];
+        c.balance();
+        assert_eq!(c.on_helper, vec![false, true, true, true]);
+    }
+}
