@@ -1,12 +1,13 @@
 //! A second thread that runs part of the pods between two router events.
 //!
-//! Why not rayon: on this project's 2-vCPU machines an idle worker's vCPU is
-//! descheduled and its caches go cold, and waking it once per window cost
-//! more than the window's work (Mooncake benchmark: 1.4 s with a rayon pool
-//! against 0.7 s on one thread). So the helper here spins between windows
-//! (sleeping only after [`SPIN_BEFORE_SLEEP`] without work), and each pod
-//! stays on one thread, its KV pool in that core's cache, until the balance
-//! of work between the threads is redone.
+//! Why not rayon: on this project's 2-vCPU machines a worker that sleeps
+//! between windows wakes late and to cold caches, and work stealing moves
+//! pods, with their KV pools, between cores. Measured on the Mooncake
+//! benchmark: 0.70 s on one thread, 0.74–0.82 s with `par_iter` over the
+//! pods, 1.4–1.5 s with a one-worker pool woken per window, 0.60 s with this
+//! helper, which spins between windows (sleeping only after
+//! [`SPIN_BEFORE_SLEEP`] without work) and keeps each pod on one thread
+//! until the balance of work between the threads is redone.
 //!
 //! Results do not depend on which thread runs a pod: lanes touch nothing
 //! but their own pod.
@@ -39,6 +40,8 @@ struct Job {
     limit: At,
     /// The pods the helper ran and how long each took.
     work_ns: Vec<(usize, u64)>,
+    /// A pod's panic on the helper, for the caller to resume.
+    panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
 // SAFETY: the pointers are only dereferenced by the helper between a post
@@ -59,6 +62,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The job; no thread panics while holding it.
+    fn lock_job(&self) -> std::sync::MutexGuard<'_, Job> {
+        self.job.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether this thread is the one to run pod `i` now.
     fn claim(&self, i: usize) -> bool {
         !self.claimed[i].swap(true, Ordering::AcqRel)
@@ -81,8 +89,9 @@ pub struct Crew {
 }
 
 impl Crew {
-    /// A helper for `n_pods` pods, which starts with every other pod.
-    pub fn new(n_pods: usize) -> Crew {
+    /// A helper for `n_pods` pods, which starts with every other pod; an
+    /// error if the OS gives no thread.
+    pub fn new(n_pods: usize) -> std::io::Result<Crew> {
         let shared = Arc::new(Shared {
             posted: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -95,14 +104,14 @@ impl Crew {
                 others: Vec::new(),
                 limit: super::lane::END,
                 work_ns: Vec::new(),
+                panic: None,
             }),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("kvsim-pods".into())
-            .spawn(move || helper_loop(&s))
-            .expect("starting the pod thread");
-        Crew {
+            .spawn(move || helper_loop(&s))?;
+        Ok(Crew {
             shared,
             thread: Some(thread),
             n_posted: 0,
@@ -111,45 +120,43 @@ impl Crew {
             windows_since_balance: 0,
             mine: Vec::new(),
             theirs: Vec::new(),
-        }
+        })
     }
 
     /// Runs every lane's events before `limit`: each thread its own pods
     /// first, then the other's that it claims before the other starts them.
+    /// A panic on the helper resumes here.
     pub fn run_until(&mut self, pods: &mut [Pod], lanes: &mut [Lane], limit: At) {
         assert_eq!(pods.len(), self.on_helper.len());
         assert_eq!(lanes.len(), self.on_helper.len());
-        let due = |l: &Lane| l.next_at().is_some_and(|a| a < limit);
         self.mine.clear();
         self.theirs.clear();
-        for (i, _) in lanes.iter().enumerate().filter(|(_, l)| due(l)) {
-            self.shared.claimed[i].store(false, Ordering::Relaxed);
-            if self.on_helper[i] {
-                self.theirs.push(i);
-            } else {
-                self.mine.push(i);
+        for (i, lane) in lanes.iter().enumerate() {
+            if lane.next_at().is_some_and(|a| a < limit) {
+                if self.on_helper[i] {
+                    self.theirs.push(i);
+                } else {
+                    self.mine.push(i);
+                }
             }
         }
         let pods_ptr = pods.as_mut_ptr();
         let lanes_ptr = lanes.as_mut_ptr();
-        // SAFETY (both closures): `pods` and `lanes` are exclusively
-        // borrowed for this call, `i < len`, and a pod runs on the thread
-        // that claimed it, one per window.
+        // SAFETY: `pods` and `lanes` are exclusively borrowed for this call,
+        // `i` is in bounds, and each pod runs on the one thread that claimed it.
         let run = |i: usize| unsafe { (*lanes_ptr.add(i)).run_until(&mut *pods_ptr.add(i), limit) };
         if self.theirs.is_empty() {
             for &i in &self.mine {
-                self.shared.claimed[i].store(true, Ordering::Relaxed);
                 let t0 = Instant::now();
                 run(i);
                 self.work_ns[i] += t0.elapsed().as_nanos() as u64;
             }
         } else {
+            for &i in self.mine.iter().chain(&self.theirs) {
+                self.shared.claimed[i].store(false, Ordering::Relaxed);
+            }
             {
-                let mut job = self
-                    .shared
-                    .job
-                    .lock()
-                    .expect("the pod thread never panics holding it");
+                let mut job = self.shared.lock_job();
                 job.pods = pods_ptr;
                 job.lanes = lanes_ptr;
                 job.limit = limit;
@@ -169,7 +176,14 @@ impl Crew {
                 shared: &self.shared,
                 n_posted: self.n_posted,
             };
-            for &i in self.mine.iter().chain(self.theirs.iter().rev()) {
+            // With none of its own, this thread leaves the helper's pods on
+            // the helper's core.
+            let steal = if self.mine.is_empty() {
+                0
+            } else {
+                self.theirs.len()
+            };
+            for &i in self.mine.iter().chain(self.theirs.iter().rev().take(steal)) {
                 if self.shared.claim(i) {
                     let t0 = Instant::now();
                     run(i);
@@ -177,11 +191,11 @@ impl Crew {
                 }
             }
             drop(guard);
-            let job = self
-                .shared
-                .job
-                .lock()
-                .expect("the pod thread never panics holding it");
+            let mut job = self.shared.lock_job();
+            if let Some(panic) = job.panic.take() {
+                drop(job);
+                std::panic::resume_unwind(panic);
+            }
             for &(i, ns) in &job.work_ns {
                 self.work_ns[i] += ns;
             }
@@ -256,6 +270,7 @@ impl Drop for WaitOnDrop<'_> {
 
 fn helper_loop(shared: &Shared) {
     let mut seen = 0;
+    let (mut own, mut others, mut work_ns) = (Vec::new(), Vec::new(), Vec::new());
     loop {
         let mut idle_since = None::<Instant>;
         let mut spins = 0u32;
@@ -284,32 +299,32 @@ fn helper_loop(shared: &Shared) {
         if seen == QUIT {
             return;
         }
-        let mut job = shared
-            .job
-            .lock()
-            .expect("the main thread never panics holding it");
-        let Job {
-            pods,
-            lanes,
-            own,
-            others,
-            limit,
-            work_ns,
-        } = &mut *job;
+        let (pods, lanes, limit) = {
+            let job = shared.lock_job();
+            own.clone_from(&job.own);
+            others.clone_from(&job.others);
+            (job.pods, job.lanes, job.limit)
+        };
         work_ns.clear();
-        for &i in own.iter().chain(others.iter().rev()) {
-            if !shared.claim(i) {
-                continue;
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for &i in own.iter().chain(others.iter().rev()) {
+                if !shared.claim(i) {
+                    continue;
+                }
+                // SAFETY: the main thread posted this job, keeps the borrows
+                // of `pods` and `lanes` alive until `finished` says it is
+                // done, and runs no pod this thread claimed.
+                let (pod, lane) = unsafe { (&mut *pods.add(i), &mut *lanes.add(i)) };
+                let t0 = Instant::now();
+                lane.run_until(pod, limit);
+                work_ns.push((i, t0.elapsed().as_nanos() as u64));
             }
-            // SAFETY: the main thread posted this job, keeps the borrows
-            // of `pods` and `lanes` alive until `finished` says it is done,
-            // and runs no pod this thread claimed.
-            let (pod, lane) = unsafe { (&mut *pods.add(i), &mut *lanes.add(i)) };
-            let t0 = Instant::now();
-            lane.run_until(pod, *limit);
-            work_ns.push((i, t0.elapsed().as_nanos() as u64));
+        }));
+        {
+            let mut job = shared.lock_job();
+            job.work_ns.clone_from(&work_ns);
+            job.panic = ran.err();
         }
-        drop(job);
         shared.finished.store(seen, Ordering::Release);
     }
 }
@@ -328,7 +343,7 @@ mod tests {
 
     #[test]
     fn balance_splits_heaviest_first_and_only_when_uneven() {
-        let mut c = Crew::new(4);
+        let mut c = Crew::new(4).unwrap();
         assert_eq!(c.on_helper, vec![false, true, false, true]);
         // Even enough (10 vs 10): no change, counts halve.
         c.work_ns = vec![6, 5, 4, 5];

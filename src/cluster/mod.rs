@@ -492,7 +492,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     /// Runs to completion (or the horizon).
     pub fn run(mut self, progress: &mut dyn Progress) -> RunOutput {
         if self.threads > 1 && self.pods.len() > 1 && self.pd.is_none() {
-            self.crew = Some(Crew::new(self.pods.len()));
+            // Without a second thread, the run is the same on one.
+            self.crew = Crew::new(self.pods.len()).ok();
         }
         let mut not_finished = Vec::new();
         let mut n_events = 0u64;

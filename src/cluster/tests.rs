@@ -326,6 +326,36 @@ fn two_threads_give_the_run_of_one() {
     }
 }
 
+/// A pod panicking on the helper thread panics the run, not hangs it.
+#[test]
+fn a_panic_on_the_pod_thread_reaches_the_caller() {
+    #[derive(Debug)]
+    struct Broken;
+    impl crate::pod::latency::StepTimeModel for Broken {
+        fn step_time(&self, _: &crate::pod::latency::StepShape) -> SimDuration {
+            panic!("broken step model")
+        }
+    }
+    let text = "pods:\n  - {count: 2, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let mut pods = resolve(text).build_pods(&RngStreams::new(1));
+    let p1 = pods.pop().unwrap().with_step_model(Box::new(Broken));
+    pods.push(p1);
+    // The helper starts with the odd pods and the caller, with none of its
+    // own due, leaves them to it: the first request, to pod 1, panics there.
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Simulation::new(
+            pods,
+            Routing::Simple(Router::RoundRobin { next: 1 }),
+            workload(1, 4).into_iter(),
+            SimDuration::ZERO,
+        )
+        .with_threads(2)
+        .run(&mut Monotone(0))
+    }));
+    let msg = run.expect_err("the run panics");
+    assert_eq!(msg.downcast_ref::<&str>(), Some(&"broken step model"));
+}
+
 #[test]
 fn same_seed_same_run() {
     let a = simulate(9, 50, true, 200, true);

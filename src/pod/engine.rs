@@ -162,6 +162,13 @@ impl Pod {
         }
     }
 
+    /// The pod with another step-time model (tests).
+    #[cfg(test)]
+    pub fn with_step_model(mut self, m: Box<dyn StepTimeModel>) -> Pod {
+        self.step_model = m;
+        self
+    }
+
     /// P/D decode side: KV pulls that admissions since the last call require.
     pub fn take_kv_loads(&mut self) -> Vec<KvLoad> {
         std::mem::take(&mut self.kv_loads)
