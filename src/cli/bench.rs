@@ -42,8 +42,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     repeat: u32,
     /// Threads for the pods of `--scenario` (as `kvsim run --threads`).
-    #[arg(long, default_value_t = super::run_cmd::default_threads())]
-    threads: usize,
+    #[arg(long, default_value_t = super::run_cmd::default_threads(), value_parser = clap::value_parser!(u32).range(1..))]
+    threads: u32,
 }
 
 const BENCH_SCENARIO: &str = "
@@ -57,7 +57,7 @@ workload:
 
 pub(crate) fn run(a: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(path) = &a.scenario {
-        return run_scenario(path, a.repeat, a.threads, out);
+        return run_scenario(path, a.repeat, a.threads as usize, out);
     }
     anyhow::ensure!(a.rate > 0.0, "--rate must be > 0, got {}", a.rate);
     anyhow::ensure!(a.requests > 0, "--requests must be at least 1");

@@ -47,13 +47,13 @@ pub(crate) struct RunArgs {
     quiet: bool,
     /// Threads for the pods (at most 2 are used; 1 with P/D). Outputs are
     /// the same for any value.
-    #[arg(long, default_value_t = default_threads())]
-    threads: usize,
+    #[arg(long, default_value_t = default_threads(), value_parser = clap::value_parser!(u32).range(1..))]
+    threads: u32,
 }
 
 /// What `--threads` defaults to: 2 when the machine has two cores or more.
-pub(crate) fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+pub(crate) fn default_threads() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2) as u32)
 }
 
 /// A finished run with everything needed to write it out.
@@ -91,7 +91,7 @@ pub(crate) fn run(a: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("out").join(&resolved.name));
-    let done = simulate(resolved, !a.quiet, a.threads)?;
+    let done = simulate(resolved, !a.quiet, a.threads as usize)?;
     write_outputs(&dir, &done)?;
     if !a.quiet {
         let s = &done.summary;

@@ -1,10 +1,14 @@
-//! The cluster simulation: a router in front of timed vLLM pods, driven by
-//! one event queue.
+//! The cluster simulation: a router in front of timed vLLM pods.
 //!
-//! Control surface: [`Simulation::run`]. The loop pops events in the one
-//! order defined in [`crate::engine::queue`]; each handler returns or pushes
-//! its follow-ups. Requests stream in from the workload one at a time (only
-//! the next arrival is ever queued), so memory does not grow with trace size.
+//! Control surface: [`Simulation::run`]. Router events (arrivals, KV transfer
+//! wake-ups, hold timeouts) wait in one queue; each pod's step ends and the
+//! requests dispatched to it run on its [`Lane`]; both follow the one order
+//! defined in [`crate::engine::queue`]. Before each router event the pods
+//! run up to it (without P/D, all the way to the next arrival, partly on a
+//! second thread), and what they left (KV events, finished requests, KV
+//! pulls) is taken in order. Requests stream in from the workload one at a
+//! time (only the next arrival is ever queued), so memory does not grow with
+//! trace size.
 
 mod crew;
 pub mod epp_router;
