@@ -12,6 +12,9 @@
 //! - what pods' calls leave for the router (KV events, finished requests, KV
 //!   pulls) is taken in `(time, class, pod index, call)` order.
 //!
+//! An event scheduled for the current instant in an earlier class (a
+//! zero-latency dispatch made by an arrival) takes effect next.
+//!
 //! Classes without events of their own still place work: a metrics scrape
 //! ([`EventClass::MetricsScrape`]) is what a pod's lane snapshots at each
 //! scrape instant, and KV-event batches reach the index
