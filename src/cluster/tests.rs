@@ -789,3 +789,49 @@ fn a_freed_prefill_hold_admits_the_waiting_request() {
     );
     assert_eq!(out.finished.len(), 6);
 }
+
+/// A lane runs its pod's events in `(time, class)` order up to the limit:
+/// same-instant dispatches in the order they were made, nothing at or past
+/// the limit; the router's scrape at an instant sees the pod before that
+/// instant's dispatches.
+#[test]
+fn a_lane_runs_its_events_in_order_up_to_the_limit() {
+    use super::lane::Lane;
+    use crate::engine::queue::EventClass;
+    use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let mut pod = resolve(text).build_pods(&RngStreams::new(1)).pop().unwrap();
+    let req = |pod: &crate::pod::engine::Pod, id: u64, n_tokens: u32| {
+        let s = pod.scheduler();
+        Box::new(PodRequest::new(
+            id,
+            Prompt::Tokens((0..n_tokens).map(|t| t + 7 * id as u32).collect()),
+            None,
+            OutputTokens::Synthetic(id),
+            4,
+            0,
+            id,
+            PromptKeys::Hash(s.hasher()),
+            s.config().block_size,
+        ))
+    };
+    let ms = |x: u64| SimTime(x * 1_000_000);
+    let mut lane = Lane::new(Some(1_000_000));
+    lane.dispatch(ms(1), req(&pod, 1, 64));
+    lane.dispatch(ms(1), req(&pod, 2, 64));
+    lane.dispatch(ms(0), req(&pod, 0, 4096));
+    assert_eq!(lane.next_at(), Some((ms(0), EventClass::Dispatch)));
+    lane.run_until(&mut pod, (ms(0), EventClass::Arrival));
+    // Request 0's first step is in flight; 1 and 2 wait in the inbox.
+    assert_eq!(lane.next_at(), Some((ms(1), EventClass::Dispatch)));
+    assert_eq!(lane.undelivered().count(), 2);
+    lane.run_until(&mut pod, (ms(1), EventClass::Arrival));
+    assert_eq!(lane.undelivered().count(), 0);
+    let (t, class) = lane.next_at().unwrap();
+    assert!(class == EventClass::StepEnd && t > ms(1), "{t} {class:?}");
+    // Both joined the waiting queue in dispatch order, behind the running 0.
+    assert_eq!(pod.scheduler().unfinished_ids(), vec![1, 2, 0]);
+    // The 1 ms scrape saw request 0 running and nothing waiting yet.
+    let m = lane.metrics_before(&pod, (ms(1), EventClass::Arrival));
+    assert_eq!((m.running, m.waiting, m.at_ns), (1, 0, 1_000_000));
+}
