@@ -224,7 +224,9 @@ impl Lane {
     fn take_scrape(&mut self, pod: &Pod, at: At) {
         let Some(s) = &mut self.scrape else { return };
         // Most calls fall before the next scrape: skip the division.
-        if s.taken.is_some_and(|t| at.0.as_ns() < t.saturating_add(s.interval_ns)) {
+        if s.taken
+            .is_some_and(|t| at.0.as_ns() < t.saturating_add(s.interval_ns))
+        {
             return;
         }
         match s.last_before(at) {
