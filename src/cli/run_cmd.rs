@@ -118,12 +118,26 @@ impl Progress for Bar {
     }
 }
 
-/// Runs a resolved scenario.
 /// Runs `resolved` with its pods on `threads` threads (see [`Simulation::with_threads`]).
 pub(crate) fn simulate(
     resolved: Resolved,
     show_progress: bool,
     threads: usize,
+) -> anyhow::Result<Finished> {
+    simulate_with(resolved, show_progress, threads, false)
+}
+
+/// [`simulate`] without progress, measuring where the wall time goes
+/// ([`crate::cluster::RunOutput::phase_times`]).
+pub(crate) fn simulate_timed(resolved: Resolved, threads: usize) -> anyhow::Result<Finished> {
+    simulate_with(resolved, false, threads, true)
+}
+
+fn simulate_with(
+    resolved: Resolved,
+    show_progress: bool,
+    threads: usize,
+    phase_times: bool,
 ) -> anyhow::Result<Finished> {
     let rng = RngStreams::new(resolved.seed);
     let stream = crate::trace::spec::open_workload(&resolved.workload, &resolved.base_dir, &rng)
@@ -186,7 +200,7 @@ pub(crate) fn simulate(
     };
     let pd = resolved.build_pd();
     let has_pd = pd.is_some();
-    let sim = Simulation::new(
+    let mut sim = Simulation::new(
         pods,
         routing,
         workload,
@@ -199,6 +213,9 @@ pub(crate) fn simulate(
             .horizon_s
             .map(|h| SimTime(SimDuration::from_secs_f64_ceil(h).as_ns())),
     );
+    if phase_times {
+        sim = sim.with_phase_times();
+    }
     let bar = if show_progress {
         let b = ProgressBar::new_spinner();
         b.set_style(

@@ -15,6 +15,7 @@ pub mod epp_router;
 pub mod key_spaces;
 pub mod kv_lag;
 pub mod lane;
+mod phase_times;
 pub mod router;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,8 @@ use crew::Crew;
 use epp_router::{DecisionRow, EppRouter};
 use kv_lag::EventPipeline;
 use lane::{At, Lane};
+pub use phase_times::PhaseTimes;
+use phase_times::{Phase, PhaseClock};
 use router::Router;
 
 /// How requests are routed.
@@ -130,6 +133,9 @@ pub struct RunOutput {
     /// P/D: prefill-side holds released by the timeout rather than by the
     /// decode pod's notification (vLLM would have served garbage KV).
     pub n_hold_timeouts: u64,
+    /// Wall time per part of the loop, if asked for
+    /// ([`Simulation::with_phase_times`]).
+    pub phase_times: Option<PhaseTimes>,
 }
 
 /// A completed request and where it ran.
@@ -208,6 +214,7 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     n_hold_timeouts: u64,
     /// Completed requests, in completion order.
     finished: Vec<CompletedRequest>,
+    phase_clock: PhaseClock,
 }
 
 impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
@@ -263,6 +270,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             n_transfers: 0,
             n_hold_timeouts: 0,
             finished: Vec::new(),
+            phase_clock: PhaseClock::default(),
         }
     }
 
@@ -277,6 +285,12 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     /// do not depend on it.
     pub fn with_threads(mut self, n: usize) -> Self {
         self.threads = n;
+        self
+    }
+
+    /// Measures where the run's wall time goes ([`RunOutput::phase_times`]).
+    pub fn with_phase_times(mut self) -> Self {
+        self.phase_clock = PhaseClock::enabled();
         self
     }
 
@@ -302,6 +316,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     /// call): KV events go to the index, KV pulls start, finished requests
     /// are counted out.
     fn take_pod_outputs(&mut self, progress: &mut dyn Progress) {
+        let span = self.phase_clock.start();
         let mut order = std::mem::take(&mut self.output_order);
         order.clear();
         for (p, lane) in self.lanes.iter().enumerate() {
@@ -338,6 +353,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             }
         }
         self.output_order = order;
+        self.phase_clock.stop(span, Phase::PodOutputs);
     }
 
     /// P/D decode side: starts the KV pulls `pod`'s admissions require.
@@ -446,7 +462,9 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             let Some((at, p)) = next.filter(|&(a, _)| a < head.unwrap_or(stop)) else {
                 return false;
             };
+            let span = self.phase_clock.start();
             self.lanes[p].run_next(&mut self.pods[p], at);
+            self.phase_clock.stop(span, Phase::Pods);
             self.take_pod_outputs(progress);
             return true;
         }
@@ -459,6 +477,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             return false;
         }
         self.pods_ran_to = Some(barrier);
+        let span = self.phase_clock.start();
         match &mut self.crew {
             Some(crew) => crew.run_until(&mut self.pods, &mut self.lanes, barrier),
             None => {
@@ -467,6 +486,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 }
             }
         }
+        self.phase_clock.stop(span, Phase::Pods);
         self.take_pod_outputs(progress);
         true
     }
@@ -526,9 +546,13 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             let at = (now, ev.class());
             match ev {
                 Event::Arrival(tr) => {
+                    let span = self.phase_clock.start();
                     n_events += self.apply_index_updates(at);
+                    self.phase_clock.stop(span, Phase::Index);
                     self.push_next_arrival();
+                    let span = self.phase_clock.start();
                     self.arrive(*tr, at, &mut not_finished);
+                    self.phase_clock.stop(span, Phase::Routing);
                     self.pods_ran_to = None;
                 }
                 Event::TransferWake { gen } => {
@@ -655,6 +679,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             router_in_flight_at_end,
             n_transfers: self.n_transfers,
             n_hold_timeouts: self.n_hold_timeouts,
+            phase_times: self.phase_clock.times(),
         }
     }
 

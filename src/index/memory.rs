@@ -468,6 +468,35 @@ impl KvIndex {
             tier: Tier::Gpu,
             speculative: false,
         };
+        let mut events = events.into_iter().peekable();
+        // The common case, a batch of stores and removals of one mask pod,
+        // touches only that pod's bit in the model's table.
+        if let Store::Masks(ms) = &mut self.data {
+            if maskable(&e, u64::MAX, self.mask_pods) {
+                if ms.len() <= m as usize {
+                    ms.resize_with(m as usize + 1, Default::default);
+                }
+                let table = &mut ms[m as usize];
+                let bit = pod_bit(pod);
+                let remove_empty = self.cfg.remove_empty_keys;
+                while let Some(ev) = events.next_if(|ev| !matches!(ev, E::AllBlocksCleared)) {
+                    match ev {
+                        E::BlockStored(stored) => {
+                            for &k in &stored.block_hashes {
+                                table.update(k, |old| old | PRESENT | bit);
+                            }
+                        }
+                        E::BlockRemoved { block_hash } => {
+                            table.update(block_hash, |old| match old & !bit {
+                                PRESENT if remove_empty => 0,
+                                new => new,
+                            });
+                        }
+                        E::AllBlocksCleared => unreachable!("not taken"),
+                    }
+                }
+            }
+        }
         for ev in events {
             match ev {
                 E::BlockStored(stored) => {

@@ -558,6 +558,39 @@ fn bench_times_a_scenario_and_rejects_zero_runs() {
         out.contains("best ") && out.contains("over 2 runs"),
         "{out}"
     );
+    // The best run's breakdown: every part measured, the parts within its wall time.
+    let best: f64 = out
+        .split("best ")
+        .nth(1)
+        .and_then(|r| r.split(" s,").next())
+        .and_then(|v| v.parse().ok())
+        .expect("best wall time");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("best run:"))
+        .expect("breakdown");
+    let parts: Vec<(&str, f64)> = line["best run:".len()..]
+        .split(',')
+        .map(|p| {
+            let p = p.trim();
+            let (name, rest) = p.split_at(p.find(|c: char| c.is_ascii_digit()).expect("a number"));
+            (
+                name.trim(),
+                rest.split(' ').next().unwrap().parse().expect("seconds"),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = parts.iter().map(|p| p.0).collect();
+    assert_eq!(
+        names,
+        ["pods", "pod outputs", "index", "routing", "other"],
+        "{line}"
+    );
+    let sum: f64 = parts.iter().map(|p| p.1).sum();
+    assert!(
+        parts[0].1 > 0.0 && (sum - best).abs() <= 0.003,
+        "{line} vs best {best}"
+    );
     let (code, err) = run_err(&[
         "bench",
         "--scenario",
