@@ -12,6 +12,7 @@ use crate::epp::config::LoadedConfig;
 use crate::epp::plugin::{KvBlockLookup, PreRequestContext, SchedulingContext, SpeculativeIndex};
 use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
 use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, TokenPrompt};
+use crate::index::key_ops::KeyBatch;
 use crate::index::{IndexConfig, KvIndex};
 use crate::kv::hasher::{prompt_token_at, BlockHasher};
 use crate::pod::engine::Pod;
@@ -266,13 +267,9 @@ impl EppRouter {
     }
 
     /// Applies a batch of a pod's KV events to the index.
-    pub fn apply_events(
-        &mut self,
-        pod: u32,
-        events: impl IntoIterator<Item = crate::kv::events::KvEvent>,
-    ) {
+    pub fn apply_events(&mut self, pod: u32, batch: KeyBatch<'_>) {
         if let Some(ix) = &mut self.index {
-            ix.apply_engine_events(EndpointId(pod), &self.model, events);
+            ix.apply_key_batch(EndpointId(pod), &self.model, batch);
         }
     }
 

@@ -10,12 +10,10 @@
 //! visible to lookups when its worker finishes it. Per pod, batches are
 //! therefore applied in publish order.
 
-use std::collections::VecDeque;
-
 use serde::{Deserialize, Serialize};
 
 use crate::engine::time::SimDuration;
-use crate::kv::events::KvEvent;
+use crate::index::key_ops::{BatchLen, KeyBatch, KeyOpQueue};
 
 /// When a pod's events leave the pod.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +104,11 @@ impl KvEventLag {
 }
 
 /// The workers' queues: computes when each published batch becomes visible,
-/// and carries the batches' events meanwhile (one FIFO per pod, since a pod's
-/// batches are applied in publish order: no allocation per batch).
+/// and carries the batches meanwhile as key runs (one FIFO per pod, since a
+/// pod's batches are applied in publish order: no allocation per batch).
 #[derive(Clone, Debug)]
 pub struct EventPipeline {
-    in_transit: Vec<VecDeque<KvEvent>>,
+    in_transit: Vec<KeyOpQueue>,
     lag: KvEventLag,
     worker_free_ns: Vec<u64>,
     worker_of_pod: Vec<usize>,
@@ -130,7 +128,7 @@ impl EventPipeline {
     pub fn new(lag: KvEventLag, pod_names: &[String]) -> EventPipeline {
         let n = lag.n_workers.max(1) as usize;
         EventPipeline {
-            in_transit: vec![VecDeque::new(); pod_names.len()],
+            in_transit: vec![KeyOpQueue::default(); pod_names.len()],
             worker_free_ns: vec![0; n],
             worker_of_pod: pod_names
                 .iter()
@@ -145,26 +143,18 @@ impl EventPipeline {
         &self.lag
     }
 
-    /// Sends `events` that `pod` published at `t_ns`; returns when they are
-    /// applied, at which point [`EventPipeline::deliver`] hands them over.
-    pub fn send(
-        &mut self,
-        pod: usize,
-        t_ns: u64,
-        events: impl ExactSizeIterator<Item = KvEvent>,
-    ) -> u64 {
-        let t = self.delivery_ns(pod, t_ns, events.len());
-        self.in_transit[pod].extend(events);
+    /// Sends the oldest batch of `from` (of size `len`), which `pod`
+    /// published at `t_ns`; returns when it is applied, at which point
+    /// [`EventPipeline::deliver`] hands it over.
+    pub fn send(&mut self, pod: usize, t_ns: u64, from: &mut KeyOpQueue, len: BatchLen) -> u64 {
+        let t = self.delivery_ns(pod, t_ns, len.n_events);
+        self.in_transit[pod].move_from(from, len);
         t
     }
 
-    /// The oldest `n_events` events of `pod` in transit, removed from the pipe.
-    pub fn deliver(
-        &mut self,
-        pod: usize,
-        n_events: usize,
-    ) -> std::collections::vec_deque::Drain<'_, KvEvent> {
-        self.in_transit[pod].drain(..n_events)
+    /// The oldest batch of `pod` in transit (of size `len`), removed from the pipe.
+    pub fn deliver(&mut self, pod: usize, len: BatchLen) -> KeyBatch<'_> {
+        self.in_transit[pod].take(len)
     }
 
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
@@ -220,8 +210,10 @@ mod tests {
             ..KvEventLag::default()
         };
         let mut pipe = EventPipeline::new(huge, &["p".to_string()]);
-        assert_eq!(pipe.send(0, 5, std::iter::empty()), u64::MAX);
-        assert_eq!(pipe.send(0, u64::MAX - 1, std::iter::empty()), u64::MAX);
+        let mut q = KeyOpQueue::default();
+        let empty = q.push_events([]);
+        assert_eq!(pipe.send(0, 5, &mut q, empty), u64::MAX);
+        assert_eq!(pipe.send(0, u64::MAX - 1, &mut q, empty), u64::MAX);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use crate::engine::queue::EventClass;
 use crate::engine::time::SimTime;
-use crate::kv::events::KvEvent;
+use crate::index::key_ops::{BatchLen, KeyOpQueue};
 use crate::pod::engine::Pod;
 use crate::pod::request::PodRequest;
 use crate::pod::scheduler::{Finished, KvLoad, ReqSlot};
@@ -56,8 +56,8 @@ impl Ord for Inbound {
 pub struct CallRecord {
     /// When the call happened.
     pub at: At,
-    /// KV events the pod published.
-    pub n_events: usize,
+    /// KV events the pod published (kept as key runs only if the lane keeps events).
+    pub events: BatchLen,
     /// KV pulls to start (P/D decode side).
     pub n_loads: usize,
     /// Requests that finished.
@@ -122,7 +122,9 @@ pub struct Lane {
     n_inbound: u64,
     scrape: Option<ScrapeClock>,
     records: VecDeque<CallRecord>,
-    events: VecDeque<KvEvent>,
+    /// The pod's KV events as key runs (kept only for a router with an index).
+    key_ops: KeyOpQueue,
+    keep_events: bool,
     loads: VecDeque<KvLoad>,
     finished: VecDeque<Finished>,
     /// Step ends and dispatches processed.
@@ -239,17 +241,23 @@ impl Lane {
     }
 
     fn record(&mut self, pod: &mut Pod, at: At, n_finished: usize) {
-        let before = self.events.len();
-        self.events.extend(pod.drain_published_events());
+        let events = if self.keep_events {
+            self.key_ops.push_events(pod.drain_published_events())
+        } else {
+            BatchLen {
+                n_events: pod.drain_published_events().len(),
+                ..BatchLen::default()
+            }
+        };
         let loads = pod.take_kv_loads();
         let rec = CallRecord {
             at,
-            n_events: self.events.len() - before,
+            events,
             n_loads: loads.len(),
             n_finished,
         };
         self.loads.extend(loads);
-        if rec.n_events + rec.n_loads + rec.n_finished > 0 {
+        if rec.events.n_events + rec.n_loads + rec.n_finished > 0 {
             self.records.push_back(rec);
         }
     }
@@ -260,14 +268,20 @@ impl Lane {
     }
 
     /// Takes the oldest call record; its outputs follow with
-    /// [`Lane::take_events`], [`Lane::take_loads`] and [`Lane::take_finished`].
+    /// [`Lane::key_ops`], [`Lane::take_loads`] and [`Lane::take_finished`].
     pub fn take_record(&mut self) -> Option<CallRecord> {
         self.records.pop_front()
     }
 
-    /// The oldest `n` KV events.
-    pub fn take_events(&mut self, n: usize) -> std::collections::vec_deque::Drain<'_, KvEvent> {
-        self.events.drain(..n)
+    /// Keeps the pod's KV events for [`Lane::key_ops`] (a router with an
+    /// index reads them); otherwise only counted.
+    pub fn keep_events(&mut self) {
+        self.keep_events = true;
+    }
+
+    /// The KV events kept, as key runs, the oldest batch first.
+    pub fn key_ops(&mut self) -> &mut KeyOpQueue {
+        &mut self.key_ops
     }
 
     /// The oldest `n` KV pulls.

@@ -22,6 +22,7 @@ mod tests;
 
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};
+use crate::index::key_ops::BatchLen;
 use crate::pod::engine::Pod;
 use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::Finished;
@@ -195,8 +196,8 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     /// Without P/D: every pod has run its events before this point.
     pods_ran_to: Option<At>,
     queue: EventQueue<Event>,
-    /// Batches of KV events on their way to the router's index: pod, count.
-    index_updates: EventQueue<(u32, usize)>,
+    /// Batches of KV events on their way to the router's index: pod, size.
+    index_updates: EventQueue<(u32, BatchLen)>,
     routing_latency: SimDuration,
     horizon: Option<SimTime>,
     /// Pods a simple router picks from (all but prefill pods).
@@ -246,8 +247,19 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             Routing::Epp { refresh, .. } => Some(refresh.as_ns()),
             Routing::Simple(_) => None,
         };
+        let keep_events = matches!(&routing, Routing::Epp { router, .. } if router.has_index());
+        let lanes = pods
+            .iter()
+            .map(|_| {
+                let mut lane = Lane::new(scrape_interval_ns);
+                if keep_events {
+                    lane.keep_events();
+                }
+                lane
+            })
+            .collect();
         Simulation {
-            lanes: pods.iter().map(|_| Lane::new(scrape_interval_ns)).collect(),
+            lanes,
             pods,
             routing,
             workload,
@@ -329,22 +341,18 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             let pod = p as u32;
             let rec = self.lanes[p].take_record().expect("peeked");
             let now = rec.at.0;
-            // KV events, late, to the router's index (dropped without one).
-            let mut events = Some(self.lanes[p].take_events(rec.n_events));
+            // KV events, late, to the router's index (lanes keep them only
+            // for one).
             if let Routing::Epp {
                 router, pipeline, ..
             } = &mut self.routing
             {
-                if rec.n_events > 0 && router.has_index() {
-                    let t = pipeline.send(p, now.as_ns(), events.take().expect("unsent"));
-                    self.index_updates.push(
-                        SimTime(t),
-                        EventClass::IndexUpdate,
-                        (pod, rec.n_events),
-                    );
+                if rec.events.n_events > 0 && router.has_index() {
+                    let t = pipeline.send(p, now.as_ns(), self.lanes[p].key_ops(), rec.events);
+                    self.index_updates
+                        .push(SimTime(t), EventClass::IndexUpdate, (pod, rec.events));
                 }
             }
-            drop(events);
             let loads = self.lanes[p].take_loads(rec.n_loads);
             let finished = self.lanes[p].take_finished(rec.n_finished);
             self.start_pulls(pod, loads, now);
@@ -506,8 +514,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             .peek()
             .is_some_and(|k| (k.time, k.class) < at)
         {
-            let (_, (pod, n_events)) = self.index_updates.pop().expect("peeked");
-            router.apply_events(pod, pipeline.deliver(pod as usize, n_events));
+            let (_, (pod, len)) = self.index_updates.pop().expect("peeked");
+            router.apply_events(pod, pipeline.deliver(pod as usize, len));
             n += 1;
         }
         n

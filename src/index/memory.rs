@@ -34,6 +34,7 @@ use crate::epp::lru::LruMap;
 use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, Tier};
 use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
+use crate::index::key_ops::{KeyBatch, KeyOp};
 use crate::kv::dense_map::DenseKeyMap;
 use rustc_hash::FxHashMap;
 
@@ -453,57 +454,44 @@ impl KvIndex {
         }
     }
 
-    /// Applies events exactly as a vLLM engine emitted them (the simulator's
-    /// path: no wire decoding, GPU tier).
-    pub fn apply_engine_events(
-        &mut self,
-        pod: EndpointId,
-        model: &str,
-        events: impl IntoIterator<Item = crate::kv::events::KvEvent>,
-    ) {
-        use crate::kv::events::KvEvent as E;
+    /// Applies a batch of a vLLM engine's events reduced to key runs (the
+    /// simulator's path; GPU tier): the same as applying the events.
+    pub fn apply_key_batch(&mut self, pod: EndpointId, model: &str, batch: KeyBatch<'_>) {
         let m = self.model_id(model);
         let e = PodEntry {
             pod,
             tier: Tier::Gpu,
             speculative: false,
         };
-        let mut events = events.into_iter().peekable();
-        // The common case, a batch of stores and removals of one mask pod,
-        // touches only that pod's bit in the model's table.
-        if let Store::Masks(ms) = &mut self.data {
-            if maskable(&e, u64::MAX, self.mask_pods) {
-                if ms.len() <= m as usize {
-                    ms.resize_with(m as usize + 1, Default::default);
-                }
-                let table = &mut ms[m as usize];
-                let bit = pod_bit(pod);
-                let remove_empty = self.cfg.remove_empty_keys;
-                while let Some(ev) = events.next_if(|ev| !matches!(ev, E::AllBlocksCleared)) {
-                    match ev {
-                        E::BlockStored(stored) => {
-                            for &k in &stored.block_hashes {
-                                table.update(k, |old| old | PRESENT | bit);
-                            }
-                        }
-                        E::BlockRemoved { block_hash } => {
-                            table.update(block_hash, |old| match old & !bit {
-                                PRESENT if remove_empty => 0,
-                                new => new,
-                            });
-                        }
-                        E::AllBlocksCleared => unreachable!("not taken"),
-                    }
-                }
+        for (op, keys) in batch.iter() {
+            match op {
+                KeyOp::Store => self.add_with_expiry(m, keys, &[e], u64::MAX),
+                KeyOp::Remove => self.evict_keys(m, keys, e),
+                KeyOp::Clear => self.on_cleared(pod),
             }
         }
-        for ev in events {
-            match ev {
-                E::BlockStored(stored) => {
-                    self.add_with_expiry(m, &stored.block_hashes, &[e], u64::MAX)
+    }
+
+    /// [`KvIndex::evict_m`] of `e` for each of `keys`, in order.
+    fn evict_keys(&mut self, m: u32, keys: &[u64], e: PodEntry) {
+        let remove_empty = self.cfg.remove_empty_keys;
+        match &mut self.data {
+            Store::Masks(ms) if maskable(&e, u64::MAX, self.mask_pods) => {
+                let bit = pod_bit(e.pod);
+                let Some(table) = ms.get_mut(m as usize) else {
+                    return;
+                };
+                for &k in keys {
+                    table.update(k, |old| match old & !bit {
+                        PRESENT if remove_empty => 0,
+                        new => new,
+                    });
                 }
-                E::BlockRemoved { block_hash } => self.evict_m(m, block_hash, &[e]),
-                E::AllBlocksCleared => self.on_cleared(pod),
+            }
+            _ => {
+                for &k in keys {
+                    self.evict_m(m, k, &[e]);
+                }
             }
         }
     }
@@ -906,6 +894,7 @@ mod store_equivalence {
     //! after an entry it cannot hold converts it.
 
     use super::*;
+    use crate::index::key_ops::KeyOpQueue;
     use proptest::prelude::*;
 
     #[derive(Clone, Debug)]
@@ -938,6 +927,26 @@ mod store_equivalence {
                         block_size: 16,
                     }))],
                 }
+            })
+            .collect()
+    }
+
+    /// [`engine_events`] as they arrive on the wire.
+    fn wire_events(batch: &[(Option<Vec<u64>>, bool)]) -> Vec<KvEvent> {
+        engine_events(batch)
+            .into_iter()
+            .map(|e| match e {
+                crate::kv::events::KvEvent::BlockStored(s) => KvEvent::BlockStored {
+                    block_hashes: s.block_hashes,
+                    parent: None,
+                    tokens: None,
+                    medium: None,
+                },
+                crate::kv::events::KvEvent::BlockRemoved { block_hash } => KvEvent::BlockRemoved {
+                    block_hashes: vec![block_hash],
+                    medium: None,
+                },
+                crate::kv::events::KvEvent::AllBlocksCleared => KvEvent::AllBlocksCleared,
             })
             .collect()
     }
@@ -1015,7 +1024,12 @@ mod store_equivalence {
             prop_assert!(matches!(plain.data, Store::Slots(Slots::Plain(_))));
             let mut fast = [masks, plain];
             for op in ops {
-                for ix in std::iter::once(&mut general).chain(fast.iter_mut()) {
+                // The general store takes engine batches as wire events, one
+                // add or evict each: the key-run path is checked against it.
+                if let Op::Engine(p, batch) = &op {
+                    general.apply(EndpointId(*p), "m", &wire_events(batch));
+                }
+                for (i, ix) in std::iter::once(&mut general).chain(fast.iter_mut()).enumerate() {
                     match &op {
                         Op::Add(keys, p, tier) => {
                             let e = PodEntry { pod: EndpointId(*p), tier: *tier, speculative: false };
@@ -1029,9 +1043,12 @@ mod store_equivalence {
                             ix.add_speculative("m", keys, &[EndpointId(*p)], *exp);
                         }
                         Op::RemovePod(p) => ix.apply(EndpointId(*p), "m", &[KvEvent::AllBlocksCleared]),
-                        Op::Engine(p, batch) => {
-                            ix.apply_engine_events(EndpointId(*p), "m", engine_events(batch));
+                        Op::Engine(p, batch) if i > 0 => {
+                            let mut q = KeyOpQueue::default();
+                            let len = q.push_events(engine_events(batch));
+                            ix.apply_key_batch(EndpointId(*p), "m", q.take(len));
                         }
+                        Op::Engine(..) => {}
                         Op::Lookup(..) => {}
                     }
                 }
