@@ -13,7 +13,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::time::SimDuration;
-use crate::index::key_ops::{BatchLen, KeyBatch, KeyOpQueue};
 
 /// When a pod's events leave the pod.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,12 +102,11 @@ impl KvEventLag {
     }
 }
 
-/// The workers' queues: computes when each published batch becomes visible,
-/// and carries the batches meanwhile as key runs (one FIFO per pod, since a
-/// pod's batches are applied in publish order: no allocation per batch).
+/// The workers' queues: computes when each published batch becomes visible.
+/// The batches themselves wait in their lane ([`super::lane::Lane::key_ops`]):
+/// a pod's batches are applied in publish order.
 #[derive(Clone, Debug)]
 pub struct EventPipeline {
-    in_transit: Vec<KeyOpQueue>,
     lag: KvEventLag,
     worker_free_ns: Vec<u64>,
     worker_of_pod: Vec<usize>,
@@ -128,7 +126,6 @@ impl EventPipeline {
     pub fn new(lag: KvEventLag, pod_names: &[String]) -> EventPipeline {
         let n = lag.n_workers.max(1) as usize;
         EventPipeline {
-            in_transit: vec![KeyOpQueue::default(); pod_names.len()],
             worker_free_ns: vec![0; n],
             worker_of_pod: pod_names
                 .iter()
@@ -143,22 +140,8 @@ impl EventPipeline {
         &self.lag
     }
 
-    /// Sends the oldest batch of `from` (of size `len`), which `pod`
-    /// published at `t_ns`; returns when it is applied, at which point
-    /// [`EventPipeline::deliver`] hands it over.
-    pub fn send(&mut self, pod: usize, t_ns: u64, from: &mut KeyOpQueue, len: BatchLen) -> u64 {
-        let t = self.delivery_ns(pod, t_ns, len.n_events);
-        self.in_transit[pod].move_from(from, len);
-        t
-    }
-
-    /// The oldest batch of `pod` in transit (of size `len`), removed from the pipe.
-    pub fn deliver(&mut self, pod: usize, len: BatchLen) -> KeyBatch<'_> {
-        self.in_transit[pod].take(len)
-    }
-
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
-    fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
+    pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();
         // Saturating, like `SimTime::add`: a huge lag means "never", not a wrap.
         let arrive = t_ns.saturating_add(us(self.lag.transport_us));
@@ -210,10 +193,8 @@ mod tests {
             ..KvEventLag::default()
         };
         let mut pipe = EventPipeline::new(huge, &["p".to_string()]);
-        let mut q = KeyOpQueue::default();
-        let empty = q.push_events([]);
-        assert_eq!(pipe.send(0, 5, &mut q, empty), u64::MAX);
-        assert_eq!(pipe.send(0, u64::MAX - 1, &mut q, empty), u64::MAX);
+        assert_eq!(pipe.delivery_ns(0, 5, 0), u64::MAX);
+        assert_eq!(pipe.delivery_ns(0, u64::MAX - 1, 0), u64::MAX);
     }
 
     #[test]

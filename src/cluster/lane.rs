@@ -279,7 +279,8 @@ impl Lane {
         self.keep_events = true;
     }
 
-    /// The KV events kept, as key runs, the oldest batch first.
+    /// The KV events kept, as key runs, the oldest batch first; a batch
+    /// waits here until the router's index takes it.
     pub fn key_ops(&mut self) -> &mut KeyOpQueue {
         &mut self.key_ops
     }

@@ -348,7 +348,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             } = &mut self.routing
             {
                 if rec.events.n_events > 0 && router.has_index() {
-                    let t = pipeline.send(p, now.as_ns(), self.lanes[p].key_ops(), rec.events);
+                    // The batch waits in the lane until it is delivered.
+                    let t = pipeline.delivery_ns(p, now.as_ns(), rec.events.n_events);
                     self.index_updates
                         .push(SimTime(t), EventClass::IndexUpdate, (pod, rec.events));
                 }
@@ -502,10 +503,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     /// Applies the batches of KV events that reach the router's index
     /// before `at` (only routing reads the index); how many.
     fn apply_index_updates(&mut self, at: At) -> u64 {
-        let Routing::Epp {
-            router, pipeline, ..
-        } = &mut self.routing
-        else {
+        let Routing::Epp { router, .. } = &mut self.routing else {
             return 0;
         };
         let mut n = 0;
@@ -514,8 +512,10 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             .peek()
             .is_some_and(|k| (k.time, k.class) < at)
         {
+            // A pod's batches are delivered in publish order: this one is the
+            // oldest its lane holds.
             let (_, (pod, len)) = self.index_updates.pop().expect("peeked");
-            router.apply_events(pod, pipeline.deliver(pod as usize, len));
+            router.apply_events(pod, self.lanes[pod as usize].key_ops().take(len));
             n += 1;
         }
         n

@@ -62,7 +62,7 @@ impl KeyBatch<'_> {
 
 /// Batches of key runs, pushed at the back and taken from the front. A run
 /// never spans two batches.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct KeyOpQueue {
     runs: Vec<KeyRun>,
     keys: Vec<u64>,
@@ -102,14 +102,6 @@ impl KeyOpQueue {
             n_runs: self.runs.len() - runs0,
             n_keys: self.keys.len() - keys0,
         }
-    }
-
-    /// Moves the oldest batch of `from`, of size `len`, to the back.
-    pub fn move_from(&mut self, from: &mut KeyOpQueue, len: BatchLen) {
-        self.compact();
-        let batch = from.take(len);
-        self.runs.extend_from_slice(batch.runs);
-        self.keys.extend_from_slice(batch.keys);
     }
 
     /// The oldest batch, of size `len`, removed from the queue (the slices
@@ -177,10 +169,8 @@ mod tests {
             KvEvent::AllBlocksCleared,
         ]);
         assert_eq!((b.n_events, b.n_runs, b.n_keys), (3, 3, 1));
-        let mut to = KeyOpQueue::default();
-        to.move_from(&mut q, a);
         assert_eq!(
-            ops(to.take(a)),
+            ops(q.take(a)),
             vec![(KeyOp::Store, vec![1, 2, 3]), (KeyOp::Remove, vec![9, 8])]
         );
         assert_eq!(

@@ -157,6 +157,15 @@ const PRESENT: u64 = 1 << 63;
 /// Highest pod id a mask can hold (bit 63 is [`PRESENT`]).
 const MAX_POD: u32 = 62;
 
+/// `mask` without the pods of `bits`; a key left without pods is dropped
+/// (0) when `remove_empty`, else stays present.
+fn mask_without(mask: u64, bits: u64, remove_empty: bool) -> u64 {
+    match mask & !bits {
+        PRESENT if remove_empty => 0,
+        rest => rest,
+    }
+}
+
 /// The mask bit of `pod` in [`Store::Masks`].
 fn pod_bit(pod: EndpointId) -> u64 {
     1 << pod.0
@@ -384,10 +393,11 @@ impl KvIndex {
         let Some(&m) = self.model_ids.get(model) else {
             return;
         };
-        self.evict_m(m, key, entries);
+        self.evict_keys(m, &[key], entries);
     }
 
-    fn evict_m(&mut self, m: u32, key: u64, entries: &[PodEntry]) {
+    /// [`KvIndex::evict`] of `entries` from each of `keys`, in order.
+    fn evict_keys(&mut self, m: u32, keys: &[u64], entries: &[PodEntry]) {
         let remove_empty = self.cfg.remove_empty_keys;
         match &mut self.data {
             Store::Masks(ms) => {
@@ -400,14 +410,15 @@ impl KvIndex {
                     }
                 });
                 if let Some(table) = ms.get_mut(m as usize) {
-                    table.update(key, |old| match old & !bits {
-                        PRESENT if remove_empty => 0,
-                        new => new,
-                    });
+                    for &k in keys {
+                        table.update(k, |old| mask_without(old, bits, remove_empty));
+                    }
                 }
             }
             Store::Slots(s) => {
-                s.remove_where((m, key), remove_empty, |slot| entries.contains(&slot.entry))
+                for &k in keys {
+                    s.remove_where((m, k), remove_empty, |slot| entries.contains(&slot.entry))
+                }
             }
         }
     }
@@ -445,9 +456,7 @@ impl KvIndex {
                         tier: Tier::from_medium(medium.as_deref()),
                         speculative: false,
                     };
-                    for &h in block_hashes {
-                        self.evict_m(m, h, &[e]);
-                    }
+                    self.evict_keys(m, block_hashes, &[e]);
                 }
                 KvEvent::AllBlocksCleared => self.on_cleared(pod),
             }
@@ -466,32 +475,8 @@ impl KvIndex {
         for (op, keys) in batch.iter() {
             match op {
                 KeyOp::Store => self.add_with_expiry(m, keys, &[e], u64::MAX),
-                KeyOp::Remove => self.evict_keys(m, keys, e),
+                KeyOp::Remove => self.evict_keys(m, keys, &[e]),
                 KeyOp::Clear => self.on_cleared(pod),
-            }
-        }
-    }
-
-    /// [`KvIndex::evict_m`] of `e` for each of `keys`, in order.
-    fn evict_keys(&mut self, m: u32, keys: &[u64], e: PodEntry) {
-        let remove_empty = self.cfg.remove_empty_keys;
-        match &mut self.data {
-            Store::Masks(ms) if maskable(&e, u64::MAX, self.mask_pods) => {
-                let bit = pod_bit(e.pod);
-                let Some(table) = ms.get_mut(m as usize) else {
-                    return;
-                };
-                for &k in keys {
-                    table.update(k, |old| match old & !bit {
-                        PRESENT if remove_empty => 0,
-                        new => new,
-                    });
-                }
-            }
-            _ => {
-                for &k in keys {
-                    self.evict_m(m, k, &[e]);
-                }
             }
         }
     }
@@ -505,10 +490,7 @@ impl KvIndex {
                     return;
                 }
                 for table in ms {
-                    table.update_all(|old| match old & !pod_bit(pod) {
-                        PRESENT if remove_empty => 0,
-                        new => new,
-                    });
+                    table.update_all(|old| mask_without(old, pod_bit(pod), remove_empty));
                 }
             }
             Store::Slots(s) => {
