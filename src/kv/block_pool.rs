@@ -120,6 +120,10 @@ impl BlockPool {
         let h = self.meta[i].hash;
         self.meta[i].has_hash = false;
         let removed = match self.get_cached_block(h) {
+            Some(first) if first == b && self.duplicates.is_empty() => {
+                self.cached.remove(h);
+                true
+            }
             Some(first) if first == b => {
                 // Promote the next duplicate, keeping insertion order.
                 match self.duplicates.get_mut(&h) {
@@ -224,7 +228,7 @@ impl BlockPool {
 
     /// Moves the events queued since the last call to the end of `out`.
     pub fn take_events(&mut self, out: &mut Vec<KvEvent>) {
-        out.append(&mut self.events);
+        super::events::move_events(out, &mut self.events);
     }
 
     /// Checks internal consistency: free + referenced = usable, and every

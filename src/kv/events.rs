@@ -49,8 +49,34 @@ impl KvEvent {
     }
 }
 
+/// Moves every event of `src` to the end of `dst`. An empty `dst` takes
+/// `src`'s buffer instead of a copy: events cross three queues on their way
+/// out of a pod, millions per run, and those queues are empty most of the time.
+pub fn move_events(dst: &mut Vec<KvEvent>, src: &mut Vec<KvEvent>) {
+    if dst.is_empty() {
+        std::mem::swap(dst, src);
+    } else {
+        dst.append(src);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn moving_events_keeps_their_order_either_way() {
+        let ev = |h| KvEvent::BlockRemoved { block_hash: h };
+        let mut dst = Vec::new();
+        let mut src = vec![ev(1), ev(2)];
+        move_events(&mut dst, &mut src);
+        assert!(src.is_empty());
+        src.push(ev(3));
+        move_events(&mut dst, &mut src);
+        assert!(src.is_empty());
+        assert_eq!(dst, vec![ev(1), ev(2), ev(3)]);
+    }
+
     #[test]
     fn events_stay_small() {
         assert_eq!(std::mem::size_of::<super::KvEvent>(), 16);

@@ -13,7 +13,7 @@ use super::latency::StepTimeModel;
 use super::request::PodRequest;
 use super::scheduler::{Finished, KvLoad, ReqSlot, Scheduler, StepOutcome, StepPlan};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::kv::events::KvEvent;
+use crate::kv::events::{move_events, KvEvent};
 use crate::metrics::histogram::LogHistogram;
 
 /// Pod role label (`llm-d.ai/role`).
@@ -258,6 +258,9 @@ impl Pod {
     /// Processes the output of the step ending at `now` and plans more work.
     pub fn on_step_end(&mut self, now: SimTime) -> StepEndOutput {
         self.advance_to(now);
+        if let Some(out) = self.steady_decode_step(now) {
+            return out;
+        }
         let InFlightStep { plan, start, end } =
             self.in_flight.pop_front().expect("a step was in flight");
         debug_assert_eq!(end, now);
@@ -271,19 +274,14 @@ impl Pod {
         // Output token k of a request is emitted `k` per-token overheads
         // after the step ends.
         let stamp = |r: &mut PodRequest, itl: &mut LogHistogram| {
-            let tok_t = t + per_token * r.num_output_tokens as u64;
-            if let Some(p) = r.times.last_token_ns {
-                itl.record(tok_t.saturating_sub(p));
-            }
-            r.times.first_token_ns.get_or_insert(tok_t);
-            r.times.last_token_ns = Some(tok_t);
+            stamp_token(r, t + per_token * r.num_output_tokens as u64, itl);
         };
         for &slot in &outcome.sampled {
             if self.sched.live(slot).is_some() {
                 stamp(self.sched.req_mut(slot), &mut self.counters.itl);
             }
         }
-        self.outbox.append(&mut outcome.events);
+        move_events(&mut self.outbox, &mut outcome.events);
         let mut finished = std::mem::take(&mut outcome.finished);
         for f in &mut finished {
             // The finishing token was appended after the request left the
@@ -305,12 +303,52 @@ impl Pod {
         }
     }
 
+    /// [`Pod::on_step_end`] through [`Scheduler::decode_step`] when the
+    /// step ending at `now` and the next one are steady decode steps of
+    /// async scheduling; `None` (nothing changed) otherwise.
+    fn steady_decode_step(&mut self, now: SimTime) -> Option<StepEndOutput> {
+        if self.in_flight.len() != 2 || !self.recv_pending.is_empty() || self.publish_immediately {
+            return None;
+        }
+        let step = self.in_flight.front_mut().expect("two in flight");
+        debug_assert_eq!(step.end, now);
+        let per_token = self.step_model.per_output_token_overhead().as_ns();
+        let t = now.as_ns();
+        let itl = &mut self.counters.itl;
+        let mut n_tokens = 0;
+        let stamp = |r: &mut PodRequest| {
+            stamp_token(r, t + per_token * r.num_output_tokens as u64, itl);
+            n_tokens += 1;
+        };
+        if !self
+            .sched
+            .decode_step(&mut step.plan, &mut self.outbox, stamp)
+        {
+            return None;
+        }
+        let InFlightStep { plan, start, end } = self.in_flight.pop_front().expect("two in flight");
+        self.counters.n_steps += 1;
+        self.counters.busy_ns += end.since(start).as_ns();
+        self.counters.n_output_tokens += n_tokens;
+        let start = self.in_flight.back().map_or(now, |s| s.end.max(now));
+        let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
+        self.in_flight.push_back(InFlightStep {
+            plan,
+            start,
+            end: start.add(dt),
+        });
+        Some(StepEndOutput {
+            finished: Vec::new(),
+            next_step_end: self.in_flight.front().map(|s| s.end),
+        })
+    }
+
     /// Plans steps until `max_in_flight` are queued or nothing is runnable.
     fn fill(&mut self, now: SimTime) {
         while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
             let mut plan = self.spare_plans.pop().unwrap_or_default();
             self.sched.schedule_into(&mut plan);
-            self.outbox.append(&mut plan.events);
+            move_events(&mut self.outbox, &mut plan.events);
             self.kv_loads.append(&mut plan.kv_loads);
             if self.publish_immediately {
                 self.sched.take_events_now(&mut self.outbox);
@@ -376,4 +414,13 @@ impl Pod {
             self.next_sample_ns = self.next_sample_ns.saturating_add(self.sample_interval_ns);
         }
     }
+}
+
+/// Times `r`'s newest output token at `tok_t`.
+fn stamp_token(r: &mut PodRequest, tok_t: u64, itl: &mut LogHistogram) {
+    if let Some(p) = r.times.last_token_ns {
+        itl.record(tok_t.saturating_sub(p));
+    }
+    r.times.first_token_ns.get_or_insert(tok_t);
+    r.times.last_token_ns = Some(tok_t);
 }

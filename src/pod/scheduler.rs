@@ -686,6 +686,121 @@ impl Scheduler {
         }
     }
 
+    /// The steady decode step of async scheduling, fused: `plan` is the
+    /// step that just ended, in which every running request decoded one
+    /// token. When [`Scheduler::update_from_output`] of `plan` followed by
+    /// [`Scheduler::schedule`] would finish nobody, admit nobody and give
+    /// every running request exactly one more token with enough free blocks,
+    /// this does the same work in one pass: it appends the tokens (calling
+    /// `on_token` on each request after its append), moves the KV events
+    /// the output published to `events`, and plans the next step into
+    /// `plan` (whose request list stays the same). Otherwise it changes
+    /// nothing and returns false.
+    ///
+    /// Why: in a long trace almost every step is such a step (a few
+    /// requests decoding, nobody waiting), and the general calls spend most
+    /// of their time on cases that cannot arise in it.
+    pub fn decode_step(
+        &mut self,
+        plan: &mut StepPlan,
+        events: &mut Vec<KvEvent>,
+        mut on_token: impl FnMut(&mut PodRequest),
+    ) -> bool {
+        if !self.decode_step_applies(plan) {
+            return false;
+        }
+        let bs = self.cfg.block_size;
+        let caching = self.cfg.enable_prefix_caching;
+        let mml = self.cfg.max_model_len;
+        // update_from_output: one token each, then the blocks it completes.
+        for &slot in &self.running {
+            let r = self.reqs[slot.idx as usize].as_mut().expect("live");
+            let stopped = r.append_output_token(&self.hasher, bs);
+            debug_assert!(!stopped);
+            r.num_output_placeholders -= 1;
+            on_token(r);
+            if caching {
+                let n = r.num_computed_tokens - r.num_output_placeholders;
+                cache_request_blocks(&mut self.pool, r, n, bs);
+            }
+        }
+        self.pool.take_events(events);
+        // schedule: one more token each, a new block where one is needed.
+        let mut shape = StepShape::default();
+        for &slot in &self.running {
+            let r = self.reqs[slot.idx as usize].as_mut().expect("live");
+            let prior = r.num_computed_tokens;
+            let need_slot = (prior.min(mml) + 1).min(mml);
+            let n_more = need_slot.div_ceil(bs).saturating_sub(r.blocks.len() as u32);
+            if n_more > 0 {
+                self.pool.get_new_blocks(n_more, &mut r.blocks);
+            }
+            if caching {
+                let n_cache = (prior.min(mml) + 1).min(r.num_tokens());
+                cache_request_blocks(&mut self.pool, r, n_cache, bs);
+            }
+            r.num_computed_tokens += 1;
+            r.num_scheduled_tokens_total += 1;
+            r.num_output_placeholders += 1;
+            shape.add_decode(prior as u64);
+        }
+        plan.shape = shape;
+        self.n_finished_unflushed = 0;
+        true
+    }
+
+    /// Whether [`Scheduler::decode_step`] reproduces the general calls
+    /// after `plan` (read only: the checks come before any change).
+    fn decode_step_applies(&self, plan: &StepPlan) -> bool {
+        let cfg = &self.cfg;
+        if cfg.version != VllmVersion::V0_33
+            || !cfg.async_scheduling
+            || !self.waiting.is_empty()
+            || !self.finished_recving.is_empty()
+            || self.running.is_empty()
+            || self.running.len() > cfg.max_num_batched_tokens as usize
+            || plan.scheduled.len() != self.running.len()
+            || plan.shape.n_prefill_chunks != 0
+            || !plan.preempted.is_empty()
+            || !plan.kv_loads.is_empty()
+        {
+            return false;
+        }
+        let mml = cfg.max_model_len;
+        let mut n_new_blocks = 0u32;
+        for (k, (&(slot, n), &slot_now)) in plan.scheduled.iter().zip(&self.running).enumerate() {
+            if slot != slot_now || n != 1 || !plan.samples[k] {
+                return false;
+            }
+            let r = self.reqs[slot.idx as usize]
+                .as_ref()
+                .expect("running is live");
+            // After this step's token: not finished, one placeholder fewer.
+            let out = r.num_output_tokens + 1;
+            if out >= r.max_tokens || r.num_output_placeholders == 0 || r.blocks.is_empty() {
+                return false;
+            }
+            let p = r.num_output_placeholders - 1;
+            let computed = r.num_computed_tokens;
+            // The next schedule() would skip it, or give it other than one
+            // token (a prefill chunk, or the max_model_len cap).
+            if p > 0 && computed as u64 + 2 >= (r.prompt_len + r.max_tokens) as u64 + p as u64 {
+                return false;
+            }
+            if (r.prompt_len + out + p) as u64 != computed as u64 + 1
+                || computed < r.prompt_len
+                || mml.saturating_sub(1).saturating_sub(computed) == 0
+            {
+                return false;
+            }
+            let need_slot = (computed.min(mml) + 1).min(mml);
+            n_new_blocks += need_slot
+                .div_ceil(cfg.block_size)
+                .saturating_sub(r.blocks.len() as u32);
+        }
+        n_new_blocks <= self.pool.n_free()
+    }
+
     fn priority_victim_pos(&self) -> usize {
         let mut best = 0;
         for (k, &s) in self.running.iter().enumerate() {
@@ -834,22 +949,8 @@ impl Scheduler {
         if !self.cfg.enable_prefix_caching {
             return;
         }
-        let bs = self.cfg.block_size;
         let r = self.reqs[slot.idx as usize].as_mut().expect("live");
-        let n_full = (n_tokens / bs).min(r.block_hashes.len() as u32);
-        let n_cached = r.num_cached_blocks;
-        if n_cached >= n_full {
-            return;
-        }
-        let parent = if n_cached == 0 {
-            None
-        } else {
-            Some(r.block_hashes[n_cached as usize - 1])
-        };
-        let range = n_cached as usize..n_full as usize;
-        self.pool
-            .cache_full_blocks(&r.blocks[range.clone()], &r.block_hashes[range], parent, bs);
-        r.num_cached_blocks = n_full;
+        cache_request_blocks(&mut self.pool, r, n_tokens, self.cfg.block_size);
     }
 
     /// Checks the pool's invariants and that every running request's blocks
@@ -865,4 +966,21 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// Caches `r`'s blocks that are full within its first `n_tokens` tokens.
+fn cache_request_blocks(pool: &mut BlockPool, r: &mut PodRequest, n_tokens: u32, bs: u32) {
+    let n_full = (n_tokens / bs).min(r.block_hashes.len() as u32);
+    let n_cached = r.num_cached_blocks;
+    if n_cached >= n_full {
+        return;
+    }
+    let parent = if n_cached == 0 {
+        None
+    } else {
+        Some(r.block_hashes[n_cached as usize - 1])
+    };
+    let range = n_cached as usize..n_full as usize;
+    pool.cache_full_blocks(&r.blocks[range.clone()], &r.block_hashes[range], parent, bs);
+    r.num_cached_blocks = n_full;
 }

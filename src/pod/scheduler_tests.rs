@@ -2,9 +2,11 @@
 
 use proptest::prelude::*;
 
+use super::latency::StepShape;
 use super::request::{OutputTokens, PodRequest};
-use super::scheduler::{Policy, Scheduler, SchedulerConfig, StepPlan};
+use super::scheduler::{Policy, ReqSlot, Scheduler, SchedulerConfig, StepPlan};
 use crate::compat::VllmVersion;
+use crate::kv::events::KvEvent;
 use crate::kv::hasher::BlockHasher;
 use crate::pod::request::PromptKeys;
 use crate::trace::request::Prompt;
@@ -309,4 +311,123 @@ fn pd_prefill_pod_holds_blocks_until_released() {
     let r = req(&p, 8, (0..100).collect(), 1);
     p.add_request(r);
     assert_eq!(p.schedule().lookups[0].hit_tokens, 96);
+}
+
+/// What one engine step of [`drive_async`] left: the next plan's requests
+/// and shape, the KV events published, and the requests finished.
+type StepTrace = (Vec<(ReqSlot, u32)>, StepShape, Vec<KvEvent>, Vec<u64>, u32);
+
+/// Drives a V0.33 async engine as the timed pod does (two steps in flight;
+/// arrivals between step ends), through `decode_step` where it applies if
+/// `fused`. Returns one trace entry per step and the number of fused steps.
+fn drive_async(
+    arrivals: &[Arrival],
+    blocks: u32,
+    budget: u32,
+    fused: bool,
+) -> (Vec<StepTrace>, u32) {
+    let mut c = cfg(blocks, budget, VllmVersion::V0_33);
+    c.async_scheduling = true;
+    let mut s = Scheduler::new(c, BlockHasher::Fast);
+    let usable_tokens = (blocks - 1) * 16;
+    let mut pending: Vec<(usize, &Arrival)> = arrivals.iter().enumerate().collect();
+    pending.sort_by_key(|(i, a)| (a.step, *i));
+    let mut in_flight: std::collections::VecDeque<StepPlan> = Default::default();
+    let (mut trace, mut n_fused, mut step, mut next) = (Vec::new(), 0, 0u32, 0);
+    let fill = |s: &mut Scheduler, in_flight: &mut std::collections::VecDeque<StepPlan>| {
+        while in_flight.len() < 2 && s.has_requests() {
+            let p = s.schedule();
+            if p.total_tokens() == 0 {
+                break;
+            }
+            in_flight.push_back(p);
+        }
+    };
+    while next < pending.len() || s.has_requests() || !in_flight.is_empty() {
+        while next < pending.len() && pending[next].1.step <= step {
+            let (i, a) = pending[next];
+            let mut toks: Vec<u32> = (a.group * 1000..a.group * 1000 + a.prefix).collect();
+            toks.extend((0..a.suffix).map(|k| 100_000 + i as u32 * 100 + k));
+            if toks.len() as u32 + a.out + 16 <= usable_tokens {
+                let r = req(&s, i as u64, toks, a.out);
+                s.add_request(r);
+            }
+            next += 1;
+        }
+        if in_flight.is_empty() {
+            fill(&mut s, &mut in_flight);
+        }
+        if in_flight.len() == 2 && fused {
+            let mut events = Vec::new();
+            if s.decode_step(&mut in_flight[0], &mut events, |_| {}) {
+                let p = in_flight.pop_front().expect("two in flight");
+                n_fused += 1;
+                trace.push((
+                    p.scheduled.clone(),
+                    p.shape,
+                    events,
+                    Vec::new(),
+                    s.pool().n_free(),
+                ));
+                in_flight.push_back(p);
+                step += 1;
+                continue;
+            }
+        }
+        if let Some(p) = in_flight.pop_front() {
+            let o = s.update_from_output(&p);
+            fill(&mut s, &mut in_flight);
+            let (scheduled, shape) = in_flight
+                .back()
+                .map(|p| (p.scheduled.clone(), p.shape))
+                .unwrap_or_default();
+            let done = o.finished.iter().map(|f| f.req.id).collect();
+            trace.push((scheduled, shape, o.events, done, s.pool().n_free()));
+        }
+        step += 1;
+        assert!(step < 20_000, "no progress");
+    }
+    (trace, n_fused)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(crate::test_support::proptest_cases(128)))]
+    /// The fused steady decode step changes nothing: every step plans the
+    /// same requests with the same shape, publishes the same KV events and
+    /// finishes the same requests as the general calls, on tight pools
+    /// (preemptions) and small budgets (chunked prefills) alike.
+    #[test]
+    fn fused_decode_steps_match_the_general_calls(
+        arrivals in proptest::collection::vec(arrival(), 1..30),
+        blocks in 12u32..80,
+        budget in prop_oneof![Just(8u32), Just(64), Just(2048)],
+    ) {
+        let (general, n_general_fused) = drive_async(&arrivals, blocks, budget, false);
+        let (fused, _) = drive_async(&arrivals, blocks, budget, true);
+        prop_assert_eq!(n_general_fused, 0);
+        prop_assert_eq!(general, fused);
+    }
+}
+
+#[test]
+fn steady_decoding_takes_the_fused_step() {
+    let arrivals: Vec<Arrival> = (0..4)
+        .map(|i| Arrival {
+            step: i,
+            group: i % 2,
+            prefix: 40,
+            suffix: 10,
+            out: 60,
+        })
+        .collect();
+    let (general, _) = drive_async(&arrivals, 200, 2048, false);
+    let (fused, n_fused) = drive_async(&arrivals, 200, 2048, true);
+    // Four short prompts, then some 60 steps decode them all: only the
+    // prefills and the finishes take the general calls.
+    assert!(
+        n_fused as usize * 5 >= fused.len() * 4,
+        "only {n_fused} of {} steps fused",
+        fused.len()
+    );
+    assert_eq!(general, fused);
 }
