@@ -57,39 +57,80 @@ pub struct PodEntry {
     pub speculative: bool,
 }
 
-/// Per-key pod entries returned by a lookup, stored flat.
+/// Per-key pod entries returned by a lookup, stored flat, with a run of
+/// consecutive keys that have the same entries stored once.
+///
+/// Why runs: a prompt's blocks are usually cached together, so a lookup of
+/// hundreds of keys sees a few distinct entry lists, and a scorer walking
+/// the prefix does per-run work instead of per-key work.
 #[derive(Clone, Debug, Default)]
 pub struct KeyEntries {
     entries: Vec<PodEntry>,
-    ends: Vec<u32>,
+    runs: Vec<EntryRun>,
+}
+
+/// Keys up to `keys_end` (from the previous run's) share the entries up to
+/// `entries_end`.
+#[derive(Copy, Clone, Debug)]
+struct EntryRun {
+    entries_end: u32,
+    keys_end: u32,
 }
 
 impl KeyEntries {
     /// Empties the buffer, keeping its memory.
     pub fn clear(&mut self) {
         self.entries.clear();
-        self.ends.clear();
+        self.runs.clear();
     }
 
     /// Appends the entries of the next key (possibly none).
     pub fn push_key<I: IntoIterator<Item = PodEntry>>(&mut self, entries: I) {
         self.entries.extend(entries);
-        self.ends.push(self.entries.len() as u32);
+        self.runs.push(EntryRun {
+            entries_end: self.entries.len() as u32,
+            keys_end: self.n_keys() as u32 + 1,
+        });
+    }
+
+    /// Appends a key whose entries are those of the last key pushed.
+    pub fn repeat_last_key(&mut self) {
+        let last = self.runs.last_mut().expect("a key to repeat");
+        last.keys_end += 1;
     }
 
     /// Number of keys examined by the lookup (it may stop before the last key).
     pub fn n_keys(&self) -> usize {
-        self.ends.len()
+        self.runs.last().map_or(0, |r| r.keys_end as usize)
     }
 
     /// Entries of key `key_idx` (empty if the key was absent).
     pub fn key(&self, key_idx: usize) -> &[PodEntry] {
-        let start = if key_idx == 0 {
+        let r = self
+            .runs
+            .partition_point(|r| r.keys_end as usize <= key_idx);
+        self.run_entries(r)
+    }
+
+    /// Runs of consecutive keys with the same entries, in key order: each
+    /// run's entries and number of keys.
+    pub fn runs(&self) -> impl Iterator<Item = (&[PodEntry], usize)> + '_ {
+        (0..self.runs.len()).map(|r| {
+            let start = if r == 0 { 0 } else { self.runs[r - 1].keys_end };
+            (
+                self.run_entries(r),
+                (self.runs[r].keys_end - start) as usize,
+            )
+        })
+    }
+
+    fn run_entries(&self, r: usize) -> &[PodEntry] {
+        let start = if r == 0 {
             0
         } else {
-            self.ends[key_idx - 1] as usize
+            self.runs[r - 1].entries_end as usize
         };
-        &self.entries[start..self.ends[key_idx] as usize]
+        &self.entries[start..self.runs[r].entries_end as usize]
     }
 }
 

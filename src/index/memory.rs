@@ -656,11 +656,19 @@ impl KvIndex {
                 };
                 // A model never stored has no table: every key reads as absent.
                 let table = ms.get(m as usize);
+                let mut last = None;
                 for &k in keys {
                     let mask = table.map_or(0, |t| t.get(k));
+                    // The same mask again: the same entries, and the same
+                    // stop decision as last time (which was to go on).
+                    if last == Some(mask) {
+                        out.repeat_last_key();
+                        continue;
+                    }
                     if !lookup_step(stop, seen_mask(mask, wanted), out) {
                         return;
                     }
+                    last = Some(mask);
                 }
             }
             Store::Slots(s) => {

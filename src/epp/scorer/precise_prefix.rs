@@ -118,7 +118,9 @@ pub fn longest_prefix(
             .map(|e| weights.get(e.tier))
             .fold(0.0_f64, f64::max)
     };
-    let first = entries.key(0);
+    let limit = n_keys.min(entries.n_keys());
+    let mut runs = entries.runs();
+    let (first, first_len) = runs.next().expect("n_keys > 0");
     for e in first {
         if !out.iter().any(|p| p.pod == e.pod) {
             out.push(PodPrefix {
@@ -129,15 +131,35 @@ pub fn longest_prefix(
         }
     }
     let mut active: Vec<usize> = (0..out.len()).collect();
-    for k in 1..n_keys.min(entries.n_keys()) {
-        if active.is_empty() {
-            break;
+    // Keys after the first: the rest of its run (every pod found still
+    // holds them), then each later run.
+    let mut rest = std::iter::once((first, first_len - 1)).chain(runs);
+    let mut n_done = 1;
+    while n_done < limit && !active.is_empty() {
+        let Some((es, len)) = rest.next() else { break };
+        let n = len.min(limit - n_done);
+        if n == 0 {
+            continue;
         }
-        let es = entries.key(k);
         active.retain(|&i| es.iter().any(|e| e.pod == out[i].pod));
         for &i in &active {
-            out[i].weighted += max_w(es, out[i].pod);
-            out[i].blocks += 1;
+            let w = max_w(es, out[i].pod);
+            add_repeated(&mut out[i].weighted, w, n);
+            out[i].blocks += n as u32;
+        }
+        n_done += n;
+    }
+}
+
+/// `*sum += w`, `n` times, with the rounding of doing it one by one (in one
+/// step when every partial sum is an exact integer, as with weight 1).
+fn add_repeated(sum: &mut f64, w: f64, n: usize) {
+    const EXACT: f64 = (1u64 << 52) as f64;
+    if w.fract() == 0.0 && sum.fract() == 0.0 && sum.abs() + w.abs() * n as f64 <= EXACT {
+        *sum += w * n as f64;
+    } else {
+        for _ in 0..n {
+            *sum += w;
         }
     }
 }
@@ -308,7 +330,92 @@ mod tests {
     use super::*;
     use crate::epp::plugin::{KvBlockLookup, PodEntry};
     use crate::epp::scorer::test_util::eps;
+    use proptest::prelude::*;
     use rand::SeedableRng;
+
+    /// The prefix walk key by key, as the spec states it: pods holding key 0,
+    /// then the running intersection.
+    fn longest_prefix_per_key(keys: &[Vec<PodEntry>], w: &TierWeights) -> Vec<PodPrefix> {
+        let max_w = |es: &[PodEntry], pod| {
+            es.iter()
+                .filter(|e| e.pod == pod)
+                .map(|e| w.get(e.tier))
+                .fold(0.0_f64, f64::max)
+        };
+        let mut out: Vec<PodPrefix> = Vec::new();
+        for e in &keys[0] {
+            if !out.iter().any(|p| p.pod == e.pod) {
+                out.push(PodPrefix {
+                    pod: e.pod,
+                    weighted: max_w(&keys[0], e.pod),
+                    blocks: 1,
+                });
+            }
+        }
+        let mut active: Vec<bool> = vec![true; out.len()];
+        for es in &keys[1..] {
+            for (i, p) in out.iter_mut().enumerate() {
+                active[i] &= es.iter().any(|e| e.pod == p.pod);
+                if active[i] {
+                    p.weighted += max_w(es, p.pod);
+                    p.blocks += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn entry_lists() -> impl Strategy<Value = Vec<Vec<PodEntry>>> {
+        let entry =
+            (0u32..4, prop_oneof![Just(Tier::Gpu), Just(Tier::Cpu)]).prop_map(|(pod, tier)| {
+                PodEntry {
+                    pod: EndpointId(pod),
+                    tier,
+                    speculative: false,
+                }
+            });
+        // Few distinct lists, repeated: long runs of equal keys.
+        let list = prop::collection::vec(entry, 0..4);
+        (
+            prop::collection::vec(list, 1..4),
+            prop::collection::vec((0usize..4, 1usize..40), 1..12),
+        )
+            .prop_map(|(lists, picks)| {
+                picks
+                    .into_iter()
+                    .flat_map(|(l, n)| std::iter::repeat_n(lists[l % lists.len()].clone(), n))
+                    .collect()
+            })
+    }
+
+    proptest! {
+        /// Merging equal keys into runs changes no result, to the last bit
+        /// of the weighted sums (fractional CPU weights included), for any
+        /// cap on the keys read.
+        #[test]
+        fn runs_give_the_per_key_prefix(keys in entry_lists(), cap in 1usize..200, cpu in prop_oneof![Just(0.8), Just(1.0), Just(0.1)]) {
+            let w = TierWeights { cpu, ..TierWeights::default() };
+            let mut runs = KeyEntries::default();
+            for (i, es) in keys.iter().enumerate() {
+                if i > 0 && keys[i - 1] == *es {
+                    runs.repeat_last_key();
+                } else {
+                    runs.push_key(es.iter().copied());
+                }
+            }
+            prop_assert_eq!(runs.n_keys(), keys.len());
+            for (i, es) in keys.iter().enumerate() {
+                prop_assert_eq!(runs.key(i), &es[..]);
+            }
+            let mut got = Vec::new();
+            longest_prefix(&runs, cap, &w, &mut got);
+            let want = longest_prefix_per_key(&keys[..cap.min(keys.len())], &w);
+            prop_assert_eq!(got.len(), want.len());
+            for (g, x) in got.iter().zip(&want) {
+                prop_assert_eq!((g.pod, g.blocks, g.weighted.to_bits()), (x.pod, x.blocks, x.weighted.to_bits()));
+            }
+        }
+    }
 
     /// A toy index: per key, a list of (pod, tier); skips nothing.
     struct Toy(Vec<Vec<(u32, Tier)>>);
