@@ -370,10 +370,7 @@ impl KvIndex {
                 if ms.len() <= m as usize {
                     ms.resize_with(m as usize + 1, Default::default);
                 }
-                let table = &mut ms[m as usize];
-                for &k in keys {
-                    table.update(k, |old| old | PRESENT | bits);
-                }
+                ms[m as usize].update_each(keys, |old| old | PRESENT | bits);
                 return;
             }
         }
@@ -410,9 +407,7 @@ impl KvIndex {
                     }
                 });
                 if let Some(table) = ms.get_mut(m as usize) {
-                    for &k in keys {
-                        table.update(k, |old| mask_without(old, bits, remove_empty));
-                    }
+                    table.update_each(keys, |old| mask_without(old, bits, remove_empty));
                 }
             }
             Store::Slots(s) => {

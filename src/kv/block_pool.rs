@@ -119,11 +119,16 @@ impl BlockPool {
         }
         let h = self.meta[i].hash;
         self.meta[i].has_hash = false;
-        let removed = match self.get_cached_block(h) {
-            Some(first) if first == b && self.duplicates.is_empty() => {
-                self.cached.remove(h);
-                true
+        if self.duplicates.is_empty() {
+            // Then a hashed block is the one cached under its hash: one probe.
+            let first = self.cached.remove(h);
+            debug_assert_eq!(first, b);
+            if self.emit_events {
+                self.events.push(KvEvent::BlockRemoved { block_hash: h });
             }
+            return;
+        }
+        let removed = match self.get_cached_block(h) {
             Some(first) if first == b => {
                 // Promote the next duplicate, keeping insertion order.
                 match self.duplicates.get_mut(&h) {
