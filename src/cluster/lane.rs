@@ -241,6 +241,9 @@ impl Lane {
     }
 
     fn record(&mut self, pod: &mut Pod, at: At, n_finished: usize) {
+        if n_finished == 0 && !pod.has_outputs() {
+            return; // most steps: nothing for the cluster
+        }
         let events = if self.keep_events {
             self.key_ops.push_events(pod.drain_published_events())
         } else {

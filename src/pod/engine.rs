@@ -210,6 +210,11 @@ impl Pod {
         self.publish_immediately = on;
     }
 
+    /// Whether KV events or KV pulls wait to be drained.
+    pub fn has_outputs(&self) -> bool {
+        !self.outbox.is_empty() || !self.kv_loads.is_empty()
+    }
+
     /// KV events published since the last call, in order.
     pub fn drain_published_events(&mut self) -> std::vec::Drain<'_, KvEvent> {
         self.outbox.drain(..)

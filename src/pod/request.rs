@@ -204,6 +204,10 @@ impl PodRequest {
     pub fn append_output_token(&mut self, hasher: &BlockHasher, block_size: u32) -> bool {
         self.num_output_tokens += 1;
         let n = self.num_tokens();
+        // Most tokens complete no block: skip the division for them.
+        if n < (self.block_hashes.len() as u32 + 1) * block_size {
+            return self.num_output_tokens >= self.max_tokens;
+        }
         let n_full = n / block_size;
         while (self.block_hashes.len() as u32) < n_full {
             let idx = self.block_hashes.len() as u32;

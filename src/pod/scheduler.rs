@@ -731,7 +731,7 @@ impl Scheduler {
             let r = self.reqs[slot.idx as usize].as_mut().expect("live");
             let prior = r.num_computed_tokens;
             let need_slot = (prior.min(mml) + 1).min(mml);
-            let n_more = need_slot.div_ceil(bs).saturating_sub(r.blocks.len() as u32);
+            let n_more = blocks_short(need_slot, r.blocks.len(), bs);
             if n_more > 0 {
                 self.pool.get_new_blocks(n_more, &mut r.blocks);
             }
@@ -794,9 +794,7 @@ impl Scheduler {
                 return false;
             }
             let need_slot = (computed.min(mml) + 1).min(mml);
-            n_new_blocks += need_slot
-                .div_ceil(cfg.block_size)
-                .saturating_sub(r.blocks.len() as u32);
+            n_new_blocks += blocks_short(need_slot, r.blocks.len(), cfg.block_size);
         }
         n_new_blocks <= self.pool.n_free()
     }
@@ -965,6 +963,17 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+}
+
+/// Blocks missing from a table of `n_blocks` blocks of `bs` tokens to hold
+/// `n_tokens` tokens (a decode step usually needs none: no division then).
+fn blocks_short(n_tokens: u32, n_blocks: usize, bs: u32) -> u32 {
+    let n_blocks = n_blocks as u32;
+    if n_tokens <= n_blocks * bs {
+        0
+    } else {
+        n_tokens.div_ceil(bs) - n_blocks
     }
 }
 
