@@ -35,7 +35,7 @@ use crate::epp::plugin::{KeyEntries, KvBlockLookup, PodEntry, SpeculativeIndex, 
 use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
 use crate::index::key_ops::{KeyBatch, KeyOp};
-use crate::kv::dense_map::DenseKeyMap;
+use crate::index::masks::{MaskTables, MAX_POD, PRESENT};
 use rustc_hash::FxHashMap;
 
 /// Where a lookup stops.
@@ -134,9 +134,9 @@ enum Store {
     /// confirmed GPU entries of pods `0..mask_pods` (at most
     /// `min(pod_cache_size, MAX_POD + 1)` of them), so a key's entries are a
     /// set of pods (the per-key LRU can never overflow and its order is never
-    /// read) and fit one bitmask (a [`DenseKeyMap`] per model). Anything else
+    /// read) and fit one bitmask ([`MaskTables`]). Anything else
     /// converts it to [`Slots::Plain`] first ([`Store::slots_mut`]).
-    Masks(Vec<DenseKeyMap<u64>>),
+    Masks(MaskTables),
     /// Keys with their per-key entry caches.
     Slots(Slots),
 }
@@ -148,14 +148,6 @@ enum Slots {
     Lru(LruMap<(u32, u64), PodCache>),
     Plain(FxHashMap<(u32, u64), PodCache>),
 }
-
-/// Bit marking a key as present in [`Store::Masks`], so a present key whose
-/// pods were all removed (`remove_empty_keys = false`) differs from an absent
-/// one (0).
-const PRESENT: u64 = 1 << 63;
-
-/// Highest pod id a mask can hold (bit 63 is [`PRESENT`]).
-const MAX_POD: u32 = 62;
 
 /// `mask` without the pods of `bits`; a key left without pods is dropped
 /// (0) when `remove_empty`, else stays present.
@@ -190,7 +182,7 @@ fn mask_entries(mask: u64) -> impl Iterator<Item = PodEntry> {
 impl Store {
     fn len(&self) -> usize {
         match self {
-            Store::Masks(ms) => ms.iter().map(|m| m.len()).sum(),
+            Store::Masks(ms) => ms.len(),
             Store::Slots(s) => s.len(),
         }
     }
@@ -199,14 +191,12 @@ impl Store {
     fn slots_mut(&mut self) -> &mut Slots {
         if let Store::Masks(ms) = self {
             let mut plain = FxHashMap::default();
-            for (model, m) in ms.iter().enumerate() {
-                for (k, mask) in m.iter() {
-                    let slots = mask_entries(mask).map(|entry| Slot {
-                        entry,
-                        expires_at_ns: u64::MAX,
-                    });
-                    plain.insert((model as u32, k), PodCache(slots.collect()));
-                }
+            for (model, k, mask) in ms.entries() {
+                let slots = mask_entries(mask).map(|entry| Slot {
+                    entry,
+                    expires_at_ns: u64::MAX,
+                });
+                plain.insert((model, k), PodCache(slots.collect()));
             }
             *self = Store::Slots(Slots::Plain(plain));
         }
@@ -323,7 +313,7 @@ impl KvIndex {
         }
         let mask_pods = n_pods.min(cfg.pod_cache_size).min(MAX_POD as usize + 1);
         let data = if mask_pods == n_pods {
-            Store::Masks(Vec::new())
+            Store::Masks(MaskTables::new(mask_pods as u32))
         } else {
             Store::Slots(Slots::Plain(FxHashMap::default()))
         };
@@ -367,10 +357,7 @@ impl KvIndex {
                 .all(|e| maskable(e, expires_at_ns, self.mask_pods))
             {
                 let bits = entries.iter().fold(0, |b, e| b | pod_bit(e.pod));
-                if ms.len() <= m as usize {
-                    ms.resize_with(m as usize + 1, Default::default);
-                }
-                ms[m as usize].update_each(keys, |old| old | PRESENT | bits);
+                ms.update_each(m, keys, |old| old | PRESENT | bits);
                 return;
             }
         }
@@ -406,9 +393,7 @@ impl KvIndex {
                         b
                     }
                 });
-                if let Some(table) = ms.get_mut(m as usize) {
-                    table.update_each(keys, |old| mask_without(old, bits, remove_empty));
-                }
+                ms.update_each(m, keys, |old| mask_without(old, bits, remove_empty));
             }
             Store::Slots(s) => {
                 for &k in keys {
@@ -484,9 +469,7 @@ impl KvIndex {
                 if pod.0 > MAX_POD {
                     return;
                 }
-                for table in ms {
-                    table.update_all(|old| mask_without(old, pod_bit(pod), remove_empty));
-                }
+                ms.update_all(|old| mask_without(old, pod_bit(pod), remove_empty));
             }
             Store::Slots(s) => {
                 for k in s.keys() {
@@ -502,10 +485,7 @@ impl KvIndex {
             return Vec::new();
         };
         match &self.data {
-            Store::Masks(ms) => {
-                let mask = ms.get(m as usize).map_or(0, |t| t.get(key));
-                mask_entries(mask).collect()
-            }
+            Store::Masks(ms) => mask_entries(ms.get(m, key)).collect(),
             Store::Slots(s) => s
                 .peek(&(m, key))
                 .map(|pc| {
@@ -649,11 +629,10 @@ impl KvIndex {
                         .filter(|p| p.0 <= MAX_POD)
                         .fold(0, |b, &p| b | pod_bit(p))
                 };
-                // A model never stored has no table: every key reads as absent.
-                let table = ms.get(m as usize);
+                let table = ms.table(m);
                 let mut last = None;
                 for &k in keys {
-                    let mask = table.map_or(0, |t| t.get(k));
+                    let mask = table.get(k);
                     // The same mask again: the same entries, and the same
                     // stop decision as last time (which was to go on).
                     if last == Some(mask) {
@@ -1004,10 +983,13 @@ mod store_equivalence {
             let mut general = KvIndex::new(IndexConfig { size: 1 << 20, ..cfg.clone() });
             let masks = KvIndex::with_key_bound(cfg.clone(), 1000, 3);
             prop_assert!(matches!(masks.data, Store::Masks(_)));
+            // 16 pods: the masks need a wider word than 3 do.
+            let wide = KvIndex::with_key_bound(cfg.clone(), 1000, 16);
+            prop_assert!(matches!(wide.data, Store::Masks(_)));
             // More pods than pod_cache_size: the plain slot store from the start.
             let plain = KvIndex::with_key_bound(cfg, 1000, 20);
             prop_assert!(matches!(plain.data, Store::Slots(Slots::Plain(_))));
-            let mut fast = [masks, plain];
+            let mut fast = [masks, wide, plain];
             for op in ops {
                 // The general store takes engine batches as wire events, one
                 // add or evict each: the key-run path is checked against it.

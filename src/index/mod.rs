@@ -13,6 +13,7 @@
 
 pub mod event;
 pub mod key_ops;
+mod masks;
 pub mod memory;
 
 pub use event::KvEvent;

@@ -21,6 +21,10 @@ impl Slot for u32 {
     const EMPTY: u32 = u32::MAX;
 }
 
+impl Slot for u16 {
+    const EMPTY: u16 = 0;
+}
+
 impl Slot for u64 {
     const EMPTY: u64 = 0;
 }
