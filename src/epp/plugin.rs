@@ -94,6 +94,9 @@ impl KeyEntries {
     }
 
     /// Appends a key whose entries are those of the last key pushed.
+    ///
+    /// # Panics
+    /// If no key was pushed since the last [`KeyEntries::clear`].
     pub fn repeat_last_key(&mut self) {
         let last = self.runs.last_mut().expect("a key to repeat");
         last.keys_end += 1;

@@ -335,13 +335,7 @@ impl Pod {
         self.counters.n_steps += 1;
         self.counters.busy_ns += end.since(start).as_ns();
         self.counters.n_output_tokens += n_tokens;
-        let start = self.in_flight.back().map_or(now, |s| s.end.max(now));
-        let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
-        self.in_flight.push_back(InFlightStep {
-            plan,
-            start,
-            end: start.add(dt),
-        });
+        self.enqueue(plan, now);
         Some(StepEndOutput {
             finished: Vec::new(),
             next_step_end: self.in_flight.front().map(|s| s.end),
@@ -368,14 +362,20 @@ impl Pod {
                     r.times.first_scheduled_ns = Some(now.as_ns());
                 }
             }
-            let start = self.in_flight.back().map_or(now, |s| s.end.max(now));
-            let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
-            self.in_flight.push_back(InFlightStep {
-                plan,
-                start,
-                end: start.add(dt),
-            });
+            self.enqueue(plan, now);
         }
+    }
+
+    /// Queues a planned step: the GPU starts it when the last queued step
+    /// ends (or at `now` if idle) and runs it for the model's step time.
+    fn enqueue(&mut self, plan: Box<StepPlan>, now: SimTime) {
+        let start = self.in_flight.back().map_or(now, |s| s.end.max(now));
+        let dt = self.step_model.step_time(&plan.shape).max(SimDuration(1));
+        self.in_flight.push_back(InFlightStep {
+            plan,
+            start,
+            end: start.add(dt),
+        });
     }
 
     /// Closes the counters when the run stops at `end` (call once): a step
