@@ -7,6 +7,7 @@ use super::router::Router;
 use super::{Progress, Routing, RunOutput, Simulation};
 use crate::engine::rng::RngStreams;
 use crate::engine::time::{SimDuration, SimTime};
+use crate::pod::engine::Pod;
 use crate::scenario::resolve::{resolve_text, Overrides};
 use crate::trace::request::{Prompt, TraceRequest};
 
@@ -136,6 +137,32 @@ fn simulate_on_threads(
     async_sched: bool,
     extra: &str,
 ) -> RunOutput {
+    let fused = true;
+    simulate_pods(
+        threads,
+        seed,
+        requests,
+        epp,
+        pd,
+        blocks,
+        async_sched,
+        extra,
+        fused,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate_pods(
+    threads: usize,
+    seed: u64,
+    requests: Vec<TraceRequest>,
+    epp: bool,
+    pd: bool,
+    blocks: u32,
+    async_sched: bool,
+    extra: &str,
+    fused_decode: bool,
+) -> RunOutput {
     let vllm = format!("{{num_gpu_blocks_override: {blocks}, max_model_len: 1024, async_scheduling: {async_sched}}}");
     let pods = if pd {
         format!("  - {{role: decode, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n  - {{role: prefill, count: 2, gpu: H100, model: Llama-3.2-1B, vllm: {vllm}}}\n")
@@ -145,7 +172,9 @@ fn simulate_on_threads(
     let text = format!("pods:\n{pods}{extra}workload: {{trace: {{path: unused.jsonl}}}}\n");
     let resolved = resolve(&text);
     let rng = RngStreams::new(seed);
-    let pods = resolved.build_pods(&rng);
+    let mut pods = resolved.build_pods(&rng);
+    pods.iter_mut()
+        .for_each(|p| p.set_fused_decode(fused_decode));
     let routing = if epp || pd {
         let cfg = crate::epp::config::load_yaml(if pd { PD_CONFIG } else { "" }).unwrap();
         let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
@@ -323,6 +352,53 @@ fn two_threads_give_the_run_of_one() {
         // Every request finishes, but those the horizon cuts short.
         assert_eq!(one.0 > 0, !extra.is_empty(), "epp {epp} pd {pd} {extra}");
         assert_eq!(one, run(2), "epp {epp} pd {pd} {extra}");
+    }
+}
+
+/// The fused steady decode step changes nothing of a run: same requests,
+/// times, routing, pod counters and caches as with every step taking the
+/// general calls, with and without P/D, on pools small enough to preempt.
+#[test]
+fn fused_decode_steps_give_the_run_of_general_steps() {
+    for (epp, pd, blocks) in [(true, false, 200), (false, false, 120), (true, true, 200)] {
+        let run = |fused| {
+            // Long outputs: most steps are steady decode steps.
+            let mut reqs = workload(7, 80);
+            reqs.iter_mut()
+                .for_each(|r| r.output_len = 40 + (r.id as u32 % 7) * 30);
+            simulate_pods(1, 7, reqs, epp, pd, blocks, true, "", fused)
+        };
+        let (general, fused) = (run(false), run(true));
+        let n_fused: u64 = fused.pods.iter().map(Pod::n_fused_steps).sum();
+        let n_steps: u64 = fused.pods.iter().map(|p| p.counters().n_steps).sum();
+        assert!(n_fused * 4 >= n_steps, "{n_fused} of {n_steps} steps fused");
+        assert_eq!(general.pods.iter().map(Pod::n_fused_steps).sum::<u64>(), 0);
+        let key = |o: &RunOutput| {
+            let pods: Vec<String> = o
+                .pods
+                .iter()
+                .map(|p| {
+                    let s = p.scheduler();
+                    format!(
+                        "{:?} {:?} {:?} {}",
+                        p.counters(),
+                        s.prefix_cache_stats(),
+                        s.n_preemptions(),
+                        s.pool().n_free()
+                    )
+                })
+                .collect();
+            format!(
+                "{:?} {:?} {:?} {} {:?} {:?} {pods:?}",
+                o.finished,
+                o.not_finished,
+                o.end_time,
+                o.n_events,
+                o.routing_decisions,
+                o.decision_log
+            )
+        };
+        assert_eq!(key(&general), key(&fused), "epp {epp} pd {pd}");
     }
 }
 

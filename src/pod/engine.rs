@@ -124,6 +124,10 @@ pub struct Pod {
     kv_loads: Vec<KvLoad>,
     /// P/D decode side: pulls finished while a step ran; reported at its end.
     recv_pending: Vec<ReqSlot>,
+    /// Whether steady decode steps take [`Scheduler::decode_step`].
+    fused_decode: bool,
+    /// Steps that took it.
+    n_fused_steps: u64,
 }
 
 impl Pod {
@@ -159,6 +163,8 @@ impl Pod {
             publish_immediately: false,
             kv_loads: Vec::new(),
             recv_pending: Vec::new(),
+            fused_decode: true,
+            n_fused_steps: 0,
         }
     }
 
@@ -167,6 +173,18 @@ impl Pod {
     pub fn with_step_model(mut self, m: Box<dyn StepTimeModel>) -> Pod {
         self.step_model = m;
         self
+    }
+
+    /// Whether steady decode steps take the fused path (on by default). Off,
+    /// every step takes the general calls, which give the same run: tests
+    /// compare the two.
+    pub fn set_fused_decode(&mut self, on: bool) {
+        self.fused_decode = on;
+    }
+
+    /// Steps that took the fused decode path.
+    pub fn n_fused_steps(&self) -> u64 {
+        self.n_fused_steps
     }
 
     /// P/D decode side: KV pulls that admissions since the last call require.
@@ -312,7 +330,11 @@ impl Pod {
     /// step ending at `now` and the next one are steady decode steps of
     /// async scheduling; `None` (nothing changed) otherwise.
     fn steady_decode_step(&mut self, now: SimTime) -> Option<StepEndOutput> {
-        if self.in_flight.len() != 2 || !self.recv_pending.is_empty() || self.publish_immediately {
+        if !self.fused_decode
+            || self.in_flight.len() != 2
+            || !self.recv_pending.is_empty()
+            || self.publish_immediately
+        {
             return None;
         }
         let step = self.in_flight.front_mut().expect("two in flight");
@@ -332,6 +354,7 @@ impl Pod {
             return None;
         }
         let InFlightStep { plan, start, end } = self.in_flight.pop_front().expect("two in flight");
+        self.n_fused_steps += 1;
         self.counters.n_steps += 1;
         self.counters.busy_ns += end.since(start).as_ns();
         self.counters.n_output_tokens += n_tokens;
