@@ -123,36 +123,11 @@ fn simulate_requests(
     async_sched: bool,
     extra: &str,
 ) -> RunOutput {
-    simulate_on_threads(1, seed, requests, epp, pd, blocks, async_sched, extra)
+    simulate_on_threads(1, seed, requests, epp, pd, blocks, async_sched, extra, true)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn simulate_on_threads(
-    threads: usize,
-    seed: u64,
-    requests: Vec<TraceRequest>,
-    epp: bool,
-    pd: bool,
-    blocks: u32,
-    async_sched: bool,
-    extra: &str,
-) -> RunOutput {
-    let fused = true;
-    simulate_pods(
-        threads,
-        seed,
-        requests,
-        epp,
-        pd,
-        blocks,
-        async_sched,
-        extra,
-        fused,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn simulate_pods(
     threads: usize,
     seed: u64,
     requests: Vec<TraceRequest>,
@@ -345,7 +320,8 @@ fn two_threads_give_the_run_of_one() {
     ] {
         // Small pools (200 blocks) for evictions and preemptions.
         let run = |threads| {
-            let out = simulate_on_threads(threads, 5, workload(5, 80), epp, pd, 200, true, extra);
+            let out =
+                simulate_on_threads(threads, 5, workload(5, 80), epp, pd, 200, true, extra, true);
             (out.not_finished.len(), format!("{out:?}"))
         };
         let one = run(1);
@@ -366,7 +342,7 @@ fn fused_decode_steps_give_the_run_of_general_steps() {
             let mut reqs = workload(7, 80);
             reqs.iter_mut()
                 .for_each(|r| r.output_len = 40 + (r.id as u32 % 7) * 30);
-            simulate_pods(1, 7, reqs, epp, pd, blocks, true, "", fused)
+            simulate_on_threads(1, 7, reqs, epp, pd, blocks, true, "", fused)
         };
         let (general, fused) = (run(false), run(true));
         let n_fused: u64 = fused.pods.iter().map(Pod::n_fused_steps).sum();
