@@ -75,14 +75,6 @@ impl MaskTables {
         }
     }
 
-    /// The mask of `key` in model `m` (0 when absent).
-    pub fn get(&self, m: u32, key: u64) -> u64 {
-        match &self.0 {
-            Width::Narrow(t) => get(t, m, key),
-            Width::Wide(t) => get(t, m, key),
-        }
-    }
-
     /// Model `m`'s table, for reading many keys.
     pub fn table(&self, m: u32) -> TableRef<'_> {
         match &self.0 {
@@ -123,10 +115,6 @@ impl MaskTables {
             Width::Wide(t) => all(t),
         }
     }
-}
-
-fn get<W: MaskWord>(tables: &[DenseKeyMap<W>], m: u32, key: u64) -> u64 {
-    tables.get(m as usize).map_or(0, |t| t.get(key).widen())
 }
 
 /// One model's table (`None`: a model never stored, whose keys all read
@@ -187,14 +175,10 @@ mod tests {
         }
         for t in [&narrow, &wide] {
             assert_eq!(t.len(), 2);
-            assert_eq!(t.get(1, 3), PRESENT | 1 << 14 | 1);
-            assert_eq!(t.get(1, 4), PRESENT | 1);
-            assert_eq!((t.get(1, 5), t.get(0, 3), t.get(7, 3)), (0, 0, 0));
-            let (t1, t7) = (t.table(1), t.table(7));
-            assert_eq!(
-                (t1.get(3), t1.get(5), t7.get(3)),
-                (PRESENT | 1 << 14 | 1, 0, 0)
-            );
+            let (t0, t1, t7) = (t.table(0), t.table(1), t.table(7));
+            assert_eq!(t1.get(3), PRESENT | 1 << 14 | 1);
+            assert_eq!(t1.get(4), PRESENT | 1);
+            assert_eq!((t1.get(5), t0.get(3), t7.get(3)), (0, 0, 0));
         }
     }
 }

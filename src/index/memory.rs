@@ -485,7 +485,7 @@ impl KvIndex {
             return Vec::new();
         };
         match &self.data {
-            Store::Masks(ms) => mask_entries(ms.get(m, key)).collect(),
+            Store::Masks(ms) => mask_entries(ms.table(m).get(key)).collect(),
             Store::Slots(s) => s
                 .peek(&(m, key))
                 .map(|pc| {
