@@ -95,6 +95,9 @@ struct InFlightStep {
 
 /// One vLLM engine with a clock.
 #[derive(Debug)]
+// 128-byte aligned: neighbours in the cluster's vector, run on different
+// threads, then share no cache line (nor an adjacent-line prefetch pair).
+#[repr(align(128))]
 pub struct Pod {
     /// Index in the cluster.
     pub idx: u32,
