@@ -1,10 +1,13 @@
 //! A pod's KV events reduced to what the index reads: runs of stored or
-//! removed block keys, in flat buffers.
+//! removed block keys, each a span of consecutive keys.
 //!
 //! Why: a `BlockStored` event owns a boxed hash list and a pod emits one
 //! `BlockRemoved` per evicted block. The simulator reduces the events on the
-//! pod's own thread, which frees them there, and the router then reads
-//! plain keys in order instead of chasing one box per event.
+//! pod's own thread, which frees them there. A prompt's blocks have
+//! consecutive keys when they are dense ([`crate::kv::block_key`]), and a
+//! request frees its blocks in reverse, so eviction removes them in
+//! descending runs: a span stands for dozens of keys, which the router then
+//! applies a page at a time instead of key by key.
 
 use crate::kv::events::KvEvent;
 
@@ -19,13 +22,69 @@ pub enum KeyOp {
     Clear,
 }
 
-/// Consecutive keys under one op.
+/// `n_keys` consecutive keys from `first` (up, or down when `descending`)
+/// under one op.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct KeyRun {
     /// The op.
     pub op: KeyOp,
-    /// Keys it covers.
+    /// Whether the keys count down from `first`.
+    pub descending: bool,
+    /// Keys it covers (0 for a clear).
     pub n_keys: u32,
+    /// The first key in event order.
+    pub first: u64,
+}
+
+impl KeyRun {
+    /// The keys, in event order.
+    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..u64::from(self.n_keys)).map(|i| {
+            if self.descending {
+                self.first - i
+            } else {
+                self.first + i
+            }
+        })
+    }
+
+    /// The lowest key (the keys are `lowest..lowest + n_keys`).
+    pub fn lowest(&self) -> u64 {
+        if self.descending {
+            self.first - (u64::from(self.n_keys.max(1)) - 1)
+        } else {
+            self.first
+        }
+    }
+
+    /// The last key in event order.
+    fn last(&self) -> u64 {
+        let n = u64::from(self.n_keys.max(1)) - 1;
+        if self.descending {
+            self.first - n
+        } else {
+            self.first + n
+        }
+    }
+
+    /// Takes `key` as the next one if it continues the run.
+    fn extend(&mut self, op: KeyOp, key: u64) -> bool {
+        if op != self.op || op == KeyOp::Clear {
+            return false;
+        }
+        let last = self.last();
+        let up = last.checked_add(1) == Some(key);
+        let down = last.checked_sub(1) == Some(key);
+        let fits = match self.n_keys {
+            1 => up || down,
+            _ => (up && !self.descending) || (down && self.descending),
+        };
+        if fits {
+            self.descending = down;
+            self.n_keys += 1;
+        }
+        fits
+    }
 }
 
 /// The size of one batch in a [`KeyOpQueue`].
@@ -35,29 +94,13 @@ pub struct BatchLen {
     pub n_events: usize,
     /// Its runs.
     pub n_runs: usize,
-    /// Its keys.
-    pub n_keys: usize,
 }
 
-/// One batch taken from a [`KeyOpQueue`].
+/// One batch taken from a [`KeyOpQueue`]: its runs, in event order.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyBatch<'a> {
-    /// The runs, in event order.
+    /// The runs.
     pub runs: &'a [KeyRun],
-    /// Their keys, run after run.
-    pub keys: &'a [u64],
-}
-
-impl KeyBatch<'_> {
-    /// Each run with its keys.
-    pub fn iter(&self) -> impl Iterator<Item = (KeyOp, &[u64])> + '_ {
-        let mut keys = self.keys;
-        self.runs.iter().map(move |r| {
-            let (now, rest) = keys.split_at(r.n_keys as usize);
-            keys = rest;
-            (r.op, now)
-        })
-    }
 }
 
 /// Batches of key runs, pushed at the back and taken from the front. A run
@@ -65,17 +108,15 @@ impl KeyBatch<'_> {
 #[derive(Debug, Default)]
 pub struct KeyOpQueue {
     runs: Vec<KeyRun>,
-    keys: Vec<u64>,
-    /// Entries before these were taken.
-    run_head: usize,
-    key_head: usize,
+    /// Entries before this were taken.
+    head: usize,
 }
 
 impl KeyOpQueue {
     /// Appends `events` as one batch; its size.
     pub fn push_events(&mut self, events: impl IntoIterator<Item = KvEvent>) -> BatchLen {
         self.compact();
-        let (runs0, keys0) = (self.runs.len(), self.keys.len());
+        let runs0 = self.runs.len();
         let mut n_events = 0;
         for ev in events {
             n_events += 1;
@@ -84,47 +125,51 @@ impl KeyOpQueue {
                 KvEvent::BlockRemoved { block_hash } => {
                     (KeyOp::Remove, std::slice::from_ref(block_hash))
                 }
-                KvEvent::AllBlocksCleared => (KeyOp::Clear, &[][..]),
-            };
-            self.keys.extend_from_slice(keys);
-            match self.runs[runs0..].last_mut() {
-                Some(last) if last.op == op && op != KeyOp::Clear => {
-                    last.n_keys += keys.len() as u32
+                KvEvent::AllBlocksCleared => {
+                    self.runs.push(KeyRun {
+                        op: KeyOp::Clear,
+                        descending: false,
+                        n_keys: 0,
+                        first: 0,
+                    });
+                    continue;
                 }
-                _ => self.runs.push(KeyRun {
-                    op,
-                    n_keys: keys.len() as u32,
-                }),
+            };
+            for &key in keys {
+                let extended = self.runs[runs0..]
+                    .last_mut()
+                    .is_some_and(|last| last.extend(op, key));
+                if !extended {
+                    self.runs.push(KeyRun {
+                        op,
+                        descending: false,
+                        n_keys: 1,
+                        first: key,
+                    });
+                }
             }
         }
         BatchLen {
             n_events,
             n_runs: self.runs.len() - runs0,
-            n_keys: self.keys.len() - keys0,
         }
     }
 
-    /// The oldest batch, of size `len`, removed from the queue (the slices
-    /// stay valid until the next push).
+    /// The oldest batch, of size `len`, removed from the queue (the slice
+    /// stays valid until the next push).
     pub fn take(&mut self, len: BatchLen) -> KeyBatch<'_> {
-        let (r, k) = (self.run_head, self.key_head);
-        self.run_head += len.n_runs;
-        self.key_head += len.n_keys;
+        let r = self.head;
+        self.head += len.n_runs;
         KeyBatch {
-            runs: &self.runs[r..self.run_head],
-            keys: &self.keys[k..self.key_head],
+            runs: &self.runs[r..self.head],
         }
     }
 
-    /// Drops what was taken once it is most of the buffers.
+    /// Drops what was taken once it is most of the buffer.
     fn compact(&mut self) {
-        if self.run_head > 0 && self.run_head * 2 >= self.runs.len() {
-            self.runs.drain(..self.run_head);
-            self.run_head = 0;
-        }
-        if self.key_head > 0 && self.key_head * 2 >= self.keys.len() {
-            self.keys.drain(..self.key_head);
-            self.key_head = 0;
+        if self.head > 0 && self.head * 2 >= self.runs.len() {
+            self.runs.drain(..self.head);
+            self.head = 0;
         }
     }
 }
@@ -133,6 +178,7 @@ impl KeyOpQueue {
 mod tests {
     use super::*;
     use crate::kv::events::StoredBlocks;
+    use proptest::prelude::*;
 
     fn stored(keys: &[u64]) -> KvEvent {
         KvEvent::BlockStored(Box::new(StoredBlocks {
@@ -147,31 +193,33 @@ mod tests {
     }
 
     fn ops(b: KeyBatch<'_>) -> Vec<(KeyOp, Vec<u64>)> {
-        b.iter().map(|(op, k)| (op, k.to_vec())).collect()
+        b.runs.iter().map(|r| (r.op, r.keys().collect())).collect()
     }
 
     #[test]
-    fn events_become_runs_within_a_batch_only() {
+    fn consecutive_keys_become_spans_within_a_batch_only() {
         let mut q = KeyOpQueue::default();
-        let a = q.push_events([stored(&[1, 2]), stored(&[3]), removed(9), removed(8)]);
+        let a = q.push_events([stored(&[1, 2]), stored(&[3, 7]), removed(9), removed(8)]);
         assert_eq!(
             a,
             BatchLen {
                 n_events: 4,
-                n_runs: 2,
-                n_keys: 5
+                n_runs: 3
             }
         );
-        // A new batch starts a new run even under the same op; clears never merge.
+        // A new batch starts a new run even when it continues one; clears never merge.
         let b = q.push_events([
             removed(7),
             KvEvent::AllBlocksCleared,
             KvEvent::AllBlocksCleared,
         ]);
-        assert_eq!((b.n_events, b.n_runs, b.n_keys), (3, 3, 1));
+        assert_eq!((b.n_events, b.n_runs), (3, 3));
+        let runs = q.take(a).runs.to_vec();
         assert_eq!(
-            ops(q.take(a)),
-            vec![(KeyOp::Store, vec![1, 2, 3]), (KeyOp::Remove, vec![9, 8])]
+            runs.iter()
+                .map(|r| (r.lowest(), r.n_keys, r.descending))
+                .collect::<Vec<_>>(),
+            vec![(1, 3, false), (7, 1, false), (8, 2, true)]
         );
         assert_eq!(
             ops(q.take(b)),
@@ -184,28 +232,62 @@ mod tests {
     }
 
     #[test]
-    fn taken_batches_are_compacted_away_and_order_is_kept() {
+    fn spans_stop_at_the_ends_of_the_key_range() {
         let mut q = KeyOpQueue::default();
-        let mut lens = std::collections::VecDeque::new();
-        let mut next = 0u64;
-        let mut expect = 0u64;
-        for round in 0..200u64 {
-            for _ in 0..(round % 3 + 1) {
-                let keys: Vec<u64> = (next..next + round % 5 + 1).collect();
-                next += keys.len() as u64;
-                lens.push_back(q.push_events([stored(&keys)]));
-            }
-            for _ in 0..(round % 2 + 1) {
-                let Some(len) = lens.pop_front() else { break };
-                for (_, keys) in q.take(len).iter() {
-                    for &k in keys {
-                        assert_eq!(k, expect);
-                        expect += 1;
+        let a = q.push_events([stored(&[u64::MAX - 1, u64::MAX, 0, 1, 0])]);
+        assert_eq!(
+            ops(q.take(a)),
+            vec![
+                (KeyOp::Store, vec![u64::MAX - 1, u64::MAX]),
+                (KeyOp::Store, vec![0, 1]),
+                (KeyOp::Store, vec![0]),
+            ]
+        );
+    }
+
+    proptest! {
+        /// Whatever the keys, the runs give them back in order, batch by batch.
+        #[test]
+        fn runs_give_back_every_key_in_order(
+            batches in prop::collection::vec(
+                prop::collection::vec((any::<bool>(), prop_oneof![0u64..12, any::<u64>()]), 0..30),
+                1..12,
+            ),
+        ) {
+            let mut q = KeyOpQueue::default();
+            let mut lens = Vec::new();
+            for (i, b) in batches.iter().enumerate() {
+                let events = b.iter().map(|&(rm, k)| if rm { removed(k) } else { stored(&[k]) });
+                lens.push(q.push_events(events));
+                // Take every other batch early: compaction must keep the rest.
+                if i % 2 == 1 {
+                    let want: Vec<(KeyOp, u64)> = batches[i - 1]
+                        .iter()
+                        .map(|&(rm, k)| (if rm { KeyOp::Remove } else { KeyOp::Store }, k))
+                        .collect();
+                    let got: Vec<(KeyOp, u64)> = q
+                        .take(lens[i - 1])
+                        .runs
+                        .iter()
+                        .flat_map(|r| r.keys().map(move |k| (r.op, k)))
+                        .collect();
+                    prop_assert_eq!(got, want);
+                    let want: Vec<(KeyOp, u64)> = b
+                        .iter()
+                        .map(|&(rm, k)| (if rm { KeyOp::Remove } else { KeyOp::Store }, k))
+                        .collect();
+                    let taken = q.take(lens[i]);
+                    for r in taken.runs {
+                        prop_assert!(r.keys().all(|k| k >= r.lowest() && k - r.lowest() < u64::from(r.n_keys)));
                     }
+                    let got: Vec<(KeyOp, u64)> = taken
+                        .runs
+                        .iter()
+                        .flat_map(|r| r.keys().map(move |k| (r.op, k)))
+                        .collect();
+                    prop_assert_eq!(got, want);
                 }
             }
         }
-        assert_eq!(q.keys.len() - q.key_head, (next - expect) as usize);
-        assert!(q.keys.capacity() < 4 * next as usize);
     }
 }

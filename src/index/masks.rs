@@ -92,6 +92,15 @@ impl MaskTables {
         }
     }
 
+    /// Replaces the mask of each key in `lo..lo + n` in model `m` with a
+    /// pure `f(mask)` (0 removes the key).
+    pub fn update_range(&mut self, m: u32, lo: u64, n: u32, f: impl Fn(u64) -> u64) {
+        match &mut self.0 {
+            Width::Narrow(t) => table_mut(t, m).update_range(lo, n, |w| u16::narrow(f(w.widen()))),
+            Width::Wide(t) => table_mut(t, m).update_range(lo, n, f),
+        }
+    }
+
     /// Replaces every mask with `f(mask)` (0 removes the key).
     pub fn update_all(&mut self, mut f: impl FnMut(u64) -> u64) {
         match &mut self.0 {
@@ -138,16 +147,21 @@ impl TableRef<'_> {
     }
 }
 
+/// Model `m`'s table, made if new.
+fn table_mut<W: MaskWord>(tables: &mut Vec<DenseKeyMap<W>>, m: u32) -> &mut DenseKeyMap<W> {
+    if tables.len() <= m as usize {
+        tables.resize_with(m as usize + 1, Default::default);
+    }
+    &mut tables[m as usize]
+}
+
 fn update_each<W: MaskWord>(
     tables: &mut Vec<DenseKeyMap<W>>,
     m: u32,
     keys: &[u64],
     mut f: impl FnMut(u64) -> u64,
 ) {
-    if tables.len() <= m as usize {
-        tables.resize_with(m as usize + 1, Default::default);
-    }
-    tables[m as usize].update_each(keys, |w| W::narrow(f(w.widen())));
+    table_mut(tables, m).update_each(keys, |w| W::narrow(f(w.widen())));
 }
 
 #[cfg(test)]
@@ -171,10 +185,15 @@ mod tests {
             t.update_each(1, &[3, 4, 5], |m| m | PRESENT | 1 << 14);
             t.update_each(1, &[4], |m| m & !(1 << 14));
             t.update_each(1, &[5], |_| 0);
+            t.update_range(1, 8, 3, |m| m | PRESENT | 1 << 2);
+            t.update_range(1, 9, 1, |_| 0);
             t.update_all(|m| m | 1);
         }
         for t in [&narrow, &wide] {
-            assert_eq!(t.len(), 2);
+            assert_eq!(t.len(), 4);
+            assert_eq!(t.table(1).get(8), PRESENT | 1 << 2 | 1);
+            assert_eq!(t.table(1).get(9), 0);
+            assert_eq!(t.table(1).get(10), PRESENT | 1 << 2 | 1);
             let (t0, t1, t7) = (t.table(0), t.table(1), t.table(7));
             assert_eq!(t1.get(3), PRESENT | 1 << 14 | 1);
             assert_eq!(t1.get(4), PRESENT | 1);

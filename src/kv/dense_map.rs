@@ -165,6 +165,52 @@ impl<V: Slot> DenseKeyMap<V> {
         }
     }
 
+    /// [`DenseKeyMap::update`] of each key in `lo..lo + n` with a pure
+    /// `f`, a page at a time: the keys of a page are one slice, and a page
+    /// absent where `f` keeps absent keys absent (a removal) is skipped.
+    pub fn update_range(&mut self, lo: u64, n: u32, f: impl Fn(V) -> V) {
+        let end = lo.saturating_add(u64::from(n));
+        let mut key = lo;
+        while key < end {
+            if key >= DENSE_LIMIT {
+                self.update(key, &f);
+                key += 1;
+                continue;
+            }
+            let pi = (key >> PAGE_BITS) as usize;
+            let page_end = end.min(((pi as u64) + 1) << PAGE_BITS);
+            let p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
+            if p == NO_PAGE {
+                if f(V::EMPTY) == V::EMPTY {
+                    key = page_end;
+                } else {
+                    self.update_dense(key, &f); // makes the page
+                    self.len += 1;
+                    key += 1;
+                }
+                continue;
+            }
+            let start = slot_index(p, key);
+            let slots = &mut self.slots[start..start + (page_end - key) as usize];
+            let (mut added, mut removed) = (0u32, 0u32);
+            for s in slots {
+                let old = *s;
+                let new = f(old);
+                *s = new;
+                added += u32::from(old == V::EMPTY && new != V::EMPTY);
+                removed += u32::from(old != V::EMPTY && new == V::EMPTY);
+            }
+            let n_live = &mut self.n_live[p as usize];
+            *n_live = *n_live + added - removed;
+            self.len = self.len + added as usize - removed as usize;
+            if *n_live == 0 {
+                self.page_of[pi] = NO_PAGE;
+                self.free_pages.push(p);
+            }
+            key = page_end;
+        }
+    }
+
     fn update_dense(&mut self, key: u64, f: impl FnOnce(V) -> V) -> (V, V) {
         let pi = (key >> PAGE_BITS) as usize;
         let mut p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
@@ -289,11 +335,44 @@ mod tests {
                 prop_assert_eq!(each.get(k), want);
             }
             prop_assert_eq!(each.len(), each.iter().count());
+            // Ranges, page by page, as the map key by key, across the end
+            // of the dense keys too.
+            for (lo, n) in [(0u64, 600u32), (DENSE_LIMIT - 300, 600), (u64::MAX - 5, 9)] {
+                let flip = |v: u32| if v == u32::MAX { 1 } else if v == 1 { u32::MAX } else { v + 1 };
+                let mut ranged = m.clone();
+                let mut keyed = m.clone();
+                ranged.update_range(lo, n, flip);
+                for k in (lo..lo.saturating_add(u64::from(n))).take(n as usize) {
+                    keyed.update(k, flip);
+                }
+                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
+                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
+                a.sort_unstable();
+                b.sort_unstable();
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(ranged.len(), keyed.len());
+                prop_assert!(pages_agree(&ranged));
+                // Removing the range leaves no page it emptied live.
+                ranged.update_range(lo, n, |_| u32::MAX);
+                prop_assert_eq!(ranged.len(), ranged.iter().count());
+                prop_assert!(pages_agree(&ranged));
+            }
             m.update_all(|_| u32::MAX);
             prop_assert!(m.is_empty());
             prop_assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
             prop_assert_eq!(m.free_pages.len(), m.n_live.len());
         }
+    }
+
+    /// Each live page counts its keys right and holds at least one.
+    fn pages_agree(m: &DenseKeyMap<u32>) -> bool {
+        m.page_of.iter().filter(|&&p| p != NO_PAGE).all(|&p| {
+            let held = m.slots[slot_index(p, 0)..][..PAGE_LEN]
+                .iter()
+                .filter(|&&v| v != u32::MAX)
+                .count() as u32;
+            held > 0 && held == m.n_live[p as usize]
+        })
     }
 
     #[test]
