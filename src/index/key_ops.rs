@@ -66,25 +66,6 @@ impl KeyRun {
             self.first + n
         }
     }
-
-    /// Takes `key` as the next one if it continues the run.
-    fn extend(&mut self, op: KeyOp, key: u64) -> bool {
-        if op != self.op || op == KeyOp::Clear {
-            return false;
-        }
-        let last = self.last();
-        let up = last.checked_add(1) == Some(key);
-        let down = last.checked_sub(1) == Some(key);
-        let fits = match self.n_keys {
-            1 => up || down,
-            _ => (up && !self.descending) || (down && self.descending),
-        };
-        if fits {
-            self.descending = down;
-            self.n_keys += 1;
-        }
-        fits
-    }
 }
 
 /// The size of one batch in a [`KeyOpQueue`].
@@ -118,41 +99,69 @@ impl KeyOpQueue {
         self.compact();
         let runs0 = self.runs.len();
         let mut n_events = 0;
+        // The run still growing; pushed when another starts.
+        let mut open: Option<KeyRun> = None;
         for ev in events {
             n_events += 1;
-            let (op, keys) = match &ev {
-                KvEvent::BlockStored(s) => (KeyOp::Store, &s.block_hashes[..]),
+            match &ev {
+                KvEvent::BlockStored(s) => {
+                    let keys = &s.block_hashes[..];
+                    let mut i = 0;
+                    while i < keys.len() {
+                        let mut j = i + 1;
+                        while j < keys.len() && keys[j - 1].checked_add(1) == Some(keys[j]) {
+                            j += 1;
+                        }
+                        self.push_up(&mut open, KeyOp::Store, keys[i], (j - i) as u32);
+                        i = j;
+                    }
+                }
                 KvEvent::BlockRemoved { block_hash } => {
-                    (KeyOp::Remove, std::slice::from_ref(block_hash))
+                    self.push_up(&mut open, KeyOp::Remove, *block_hash, 1)
                 }
                 KvEvent::AllBlocksCleared => {
+                    self.runs.extend(open.take());
                     self.runs.push(KeyRun {
                         op: KeyOp::Clear,
                         descending: false,
                         n_keys: 0,
                         first: 0,
                     });
-                    continue;
-                }
-            };
-            for &key in keys {
-                let extended = self.runs[runs0..]
-                    .last_mut()
-                    .is_some_and(|last| last.extend(op, key));
-                if !extended {
-                    self.runs.push(KeyRun {
-                        op,
-                        descending: false,
-                        n_keys: 1,
-                        first: key,
-                    });
                 }
             }
         }
+        self.runs.extend(open);
         BatchLen {
             n_events,
             n_runs: self.runs.len() - runs0,
         }
+    }
+
+    /// Adds the keys `first..first + n` (`n ≥ 1`) under `op` to the open
+    /// run if they continue it, else closes it and opens theirs.
+    fn push_up(&mut self, open: &mut Option<KeyRun>, op: KeyOp, first: u64, n: u32) {
+        if let Some(r) = open {
+            if r.op == op {
+                let last = r.last();
+                if (r.n_keys == 1 || !r.descending) && last.checked_add(1) == Some(first) {
+                    r.descending = false;
+                    r.n_keys += n;
+                    return;
+                }
+                if n == 1 && (r.n_keys == 1 || r.descending) && last.checked_sub(1) == Some(first) {
+                    r.descending = true;
+                    r.n_keys += 1;
+                    return;
+                }
+            }
+            self.runs.push(*r);
+        }
+        *open = Some(KeyRun {
+            op,
+            descending: false,
+            n_keys: n,
+            first,
+        });
     }
 
     /// The oldest batch, of size `len`, removed from the queue (the slice
@@ -245,47 +254,53 @@ mod tests {
         );
     }
 
+    /// The (op, key) sequence a batch of `(removal, keys)` events stands for.
+    fn flat(batch: &[(bool, Vec<u64>)]) -> Vec<(KeyOp, u64)> {
+        batch
+            .iter()
+            .flat_map(|(rm, keys)| match rm {
+                true => vec![(KeyOp::Remove, keys[0])],
+                false => keys.iter().map(|&k| (KeyOp::Store, k)).collect(),
+            })
+            .collect()
+    }
+
+    fn flat_runs(runs: &[KeyRun]) -> Vec<(KeyOp, u64)> {
+        runs.iter()
+            .flat_map(|r| r.keys().map(move |k| (r.op, k)))
+            .collect()
+    }
+
     proptest! {
-        /// Whatever the keys, the runs give them back in order, batch by batch.
+        /// Whatever the keys, the runs give them back in order, batch by
+        /// batch, each run a span from its lowest key.
         #[test]
         fn runs_give_back_every_key_in_order(
             batches in prop::collection::vec(
-                prop::collection::vec((any::<bool>(), prop_oneof![0u64..12, any::<u64>()]), 0..30),
+                prop::collection::vec(
+                    (any::<bool>(), prop_oneof![
+                        // Consecutive keys, which may continue the last run.
+                        (0u64..12, 1u64..4).prop_map(|(lo, n)| (lo..lo + n).collect()),
+                        prop::collection::vec(prop_oneof![0u64..12, Just(u64::MAX), any::<u64>()], 1..5),
+                    ]),
+                    0..30,
+                ),
                 1..12,
             ),
         ) {
             let mut q = KeyOpQueue::default();
             let mut lens = Vec::new();
             for (i, b) in batches.iter().enumerate() {
-                let events = b.iter().map(|&(rm, k)| if rm { removed(k) } else { stored(&[k]) });
+                let events = b.iter().map(|(rm, keys)| if *rm { removed(keys[0]) } else { stored(keys) });
                 lens.push(q.push_events(events));
-                // Take every other batch early: compaction must keep the rest.
+                // Take every other batch late: compaction must keep the rest.
                 if i % 2 == 1 {
-                    let want: Vec<(KeyOp, u64)> = batches[i - 1]
-                        .iter()
-                        .map(|&(rm, k)| (if rm { KeyOp::Remove } else { KeyOp::Store }, k))
-                        .collect();
-                    let got: Vec<(KeyOp, u64)> = q
-                        .take(lens[i - 1])
-                        .runs
-                        .iter()
-                        .flat_map(|r| r.keys().map(move |k| (r.op, k)))
-                        .collect();
-                    prop_assert_eq!(got, want);
-                    let want: Vec<(KeyOp, u64)> = b
-                        .iter()
-                        .map(|&(rm, k)| (if rm { KeyOp::Remove } else { KeyOp::Store }, k))
-                        .collect();
+                    prop_assert_eq!(flat_runs(q.take(lens[i - 1]).runs), flat(&batches[i - 1]));
                     let taken = q.take(lens[i]);
                     for r in taken.runs {
                         prop_assert!(r.keys().all(|k| k >= r.lowest() && k - r.lowest() < u64::from(r.n_keys)));
                     }
-                    let got: Vec<(KeyOp, u64)> = taken
-                        .runs
-                        .iter()
-                        .flat_map(|r| r.keys().map(move |k| (r.op, k)))
-                        .collect();
-                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(flat_runs(taken.runs), flat(b));
                 }
             }
         }
