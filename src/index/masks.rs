@@ -22,12 +22,20 @@ pub const MAX_POD: u32 = 62;
 const MAX_NARROW_POD: u32 = 14;
 
 /// A stored mask.
-trait MaskWord: Slot {
+trait MaskWord:
+    Slot
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::Not<Output = Self>
+{
+    /// The pod bits a word holds.
+    const PODS: u64;
     fn widen(self) -> u64;
     fn narrow(mask: u64) -> Self;
 }
 
 impl MaskWord for u16 {
+    const PODS: u64 = 0x7fff;
     fn widen(self) -> u64 {
         u64::from(self & 0x7fff) | (u64::from(self >> 15) << 63)
     }
@@ -38,6 +46,7 @@ impl MaskWord for u16 {
 }
 
 impl MaskWord for u64 {
+    const PODS: u64 = !PRESENT;
     fn widen(self) -> u64 {
         self
     }
@@ -92,12 +101,50 @@ impl MaskTables {
         }
     }
 
-    /// Replaces the mask of each key in `lo..lo + n` in model `m` with a
-    /// pure `f(mask)` (0 removes the key).
-    pub fn update_range(&mut self, m: u32, lo: u64, n: u32, f: impl Fn(u64) -> u64) {
+    /// Adds the pods in `bits` to each key in `lo..lo + n` of model `m`,
+    /// marking it present.
+    pub fn add_range(&mut self, m: u32, lo: u64, n: u32, bits: u64) {
+        // In the word itself: the loop over a page's masks then vectorises.
+        fn add<W: MaskWord>(t: &mut Vec<DenseKeyMap<W>>, m: u32, lo: u64, n: u32, bits: u64) {
+            let set = W::narrow(PRESENT | bits);
+            table_mut(t, m).update_range(lo, n, |w| w | set);
+        }
         match &mut self.0 {
-            Width::Narrow(t) => table_mut(t, m).update_range(lo, n, |w| u16::narrow(f(w.widen()))),
-            Width::Wide(t) => table_mut(t, m).update_range(lo, n, f),
+            Width::Narrow(t) => add(t, m, lo, n, bits),
+            Width::Wide(t) => add(t, m, lo, n, bits),
+        }
+    }
+
+    /// Removes the pods in `bits` from each key in `lo..lo + n` of model
+    /// `m`; a key left without pods goes when `remove_empty`, else stays
+    /// present.
+    pub fn remove_range(&mut self, m: u32, lo: u64, n: u32, bits: u64, remove_empty: bool) {
+        fn remove<W: MaskWord>(
+            t: &mut [DenseKeyMap<W>],
+            m: u32,
+            lo: u64,
+            n: u32,
+            bits: u64,
+            remove_empty: bool,
+        ) {
+            // Pods a word cannot hold are in none of its masks.
+            let (clear, present) = (W::narrow(bits & W::PODS), W::narrow(PRESENT));
+            let empty = if remove_empty { present } else { W::EMPTY };
+            let Some(t) = t.get_mut(m as usize) else {
+                return; // a model never stored holds no key
+            };
+            t.update_range(lo, n, |w| {
+                let rest = w & !clear;
+                if rest == empty {
+                    W::EMPTY
+                } else {
+                    rest
+                }
+            });
+        }
+        match &mut self.0 {
+            Width::Narrow(t) => remove(t, m, lo, n, bits, remove_empty),
+            Width::Wide(t) => remove(t, m, lo, n, bits, remove_empty),
         }
     }
 
@@ -185,12 +232,19 @@ mod tests {
             t.update_each(1, &[3, 4, 5], |m| m | PRESENT | 1 << 14);
             t.update_each(1, &[4], |m| m & !(1 << 14));
             t.update_each(1, &[5], |_| 0);
-            t.update_range(1, 8, 3, |m| m | PRESENT | 1 << 2);
-            t.update_range(1, 9, 1, |_| 0);
+            t.add_range(1, 8, 3, 1 << 2);
+            t.remove_range(1, 9, 1, 1 << 2, true);
+            t.add_range(1, 20, 2, 1 << 3);
+            t.remove_range(1, 20, 2, 1 << 3, false);
+            t.remove_range(5, 20, 2, 1 << 3, true);
             t.update_all(|m| m | 1);
         }
         for t in [&narrow, &wide] {
-            assert_eq!(t.len(), 4);
+            assert_eq!(t.len(), 6);
+            assert_eq!(
+                (t.table(1).get(20), t.table(1).get(21)),
+                (PRESENT | 1, PRESENT | 1)
+            );
             assert_eq!(t.table(1).get(8), PRESENT | 1 << 2 | 1);
             assert_eq!(t.table(1).get(9), 0);
             assert_eq!(t.table(1).get(10), PRESENT | 1 << 2 | 1);

@@ -458,15 +458,14 @@ impl KvIndex {
             // The masks take a run a page at a time (its keys are distinct,
             // so their order does not matter there).
             if let Store::Masks(ms) = &mut self.data {
-                let bit = pod_bit(pod);
                 let (lo, n) = (run.lowest(), run.n_keys);
                 match run.op {
                     KeyOp::Store if maskable(&e, u64::MAX, self.mask_pods) => {
-                        ms.update_range(m, lo, n, |old| old | PRESENT | bit);
+                        ms.add_range(m, lo, n, pod_bit(pod));
                         continue;
                     }
                     KeyOp::Remove if pod.0 <= MAX_POD => {
-                        ms.update_range(m, lo, n, |old| mask_without(old, bit, remove_empty));
+                        ms.remove_range(m, lo, n, pod_bit(pod), remove_empty);
                         continue;
                     }
                     _ => {}
