@@ -959,7 +959,13 @@ mod store_equivalence {
             }
         });
         let engine_ev = (
-            prop_oneof![8 => keys.clone().prop_map(Some), 4 => span.prop_map(Some), 1 => Just(None)],
+            prop_oneof![
+                8 => keys.clone().prop_map(Some),
+                4 => span.prop_map(Some),
+                // A run up to the last key.
+                1 => Just(Some(vec![u64::MAX - 1, u64::MAX])),
+                1 => Just(None),
+            ],
             any::<bool>(),
         );
         prop_oneof![
