@@ -93,13 +93,13 @@ impl KeyEntries {
         });
     }
 
-    /// Appends a key whose entries are those of the last key pushed.
+    /// Appends `n` keys whose entries are those of the last key pushed.
     ///
     /// # Panics
     /// If no key was pushed since the last [`KeyEntries::clear`].
-    pub fn repeat_last_key(&mut self) {
+    pub fn repeat_last_key(&mut self, n: usize) {
         let last = self.runs.last_mut().expect("a key to repeat");
-        last.keys_end += 1;
+        last.keys_end += n as u32;
     }
 
     /// Number of keys examined by the lookup (it may stop before the last key).

@@ -184,6 +184,16 @@ pub enum TableRef<'a> {
 }
 
 impl TableRef<'_> {
+    /// [`DenseKeyMap::page_absent`] (every dense key of a model never
+    /// stored is absent).
+    #[inline]
+    pub fn page_absent(self, key: u64) -> bool {
+        match self {
+            TableRef::Narrow(t) => t.is_none_or(|t| t.page_absent(key)),
+            TableRef::Wide(t) => t.is_none_or(|t| t.page_absent(key)),
+        }
+    }
+
     /// The mask of `key` (0 when absent).
     #[inline]
     pub fn get(self, key: u64) -> u64 {

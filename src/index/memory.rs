@@ -36,6 +36,7 @@ use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
 use crate::index::key_ops::{KeyBatch, KeyOp};
 use crate::index::masks::{MaskTables, MAX_POD, PRESENT};
+use crate::kv::dense_map::same_page;
 use rustc_hash::FxHashMap;
 
 /// Where a lookup stops.
@@ -651,18 +652,31 @@ impl KvIndex {
                 };
                 let table = ms.table(m);
                 let mut last = None;
-                for &k in keys {
+                let mut i = 0;
+                while i < keys.len() {
+                    let k = keys[i];
+                    i += 1;
                     let mask = table.get(k);
                     // The same mask again: the same entries, and the same
                     // stop decision as last time (which was to go on).
                     if last == Some(mask) {
-                        out.repeat_last_key();
-                        continue;
-                    }
-                    if !lookup_step(stop, seen_mask(mask, wanted), out) {
+                        out.repeat_last_key(1);
+                    } else if lookup_step(stop, seen_mask(mask, wanted), out) {
+                        last = Some(mask);
+                    } else {
                         return;
                     }
-                    last = Some(mask);
+                    // The keys after `k` in its page, when it holds none,
+                    // read as absent too (a new prompt's blocks): skip them.
+                    if mask == 0 && table.page_absent(k) {
+                        let n = keys[i..]
+                            .iter()
+                            .zip(k + 1..)
+                            .take_while(|&(&next, want)| next == want && same_page(next, k))
+                            .count();
+                        out.repeat_last_key(n);
+                        i += n;
+                    }
                 }
             }
             Store::Slots(s) => {
@@ -939,6 +953,7 @@ mod store_equivalence {
         let key = prop_oneof![
             0u64..40,
             248u64..272,
+            768u64..780,
             Just(u64::MAX - 3),
             (1u64 << 40)..(1u64 << 40) + 4
         ];
@@ -974,7 +989,12 @@ mod store_equivalence {
             6 => (key, pod.clone(), tier).prop_map(|(k, p, t)| Op::Evict(k, p, t)),
             1 => (keys.clone(), pod.clone(), 0u64..100).prop_map(|(k, p, e)| Op::Speculative(k, p, e)),
             1 => pod.clone().prop_map(Op::RemovePod),
-            4 => (keys, prop::collection::vec(pod, 0..3), 0u64..100)
+            4 => (keys, prop::collection::vec(pod.clone(), 0..3), 0u64..100)
+                .prop_map(|(k, p, t)| Op::Lookup(k, p, t)),
+            // A prompt's consecutive keys, over live pages and absent ones
+            // (512..768 holds no key), which the masks skip to the page end.
+            2 => ((0u64..800, 1u64..300).prop_map(|(lo, n)| (lo..lo + n).collect()),
+                  prop::collection::vec(pod, 0..3), 0u64..100)
                 .prop_map(|(k, p, t)| Op::Lookup(k, p, t)),
         ]
     }

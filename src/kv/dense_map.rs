@@ -87,6 +87,16 @@ impl<V: Slot> DenseKeyMap<V> {
         }
     }
 
+    /// Whether `key` is dense and no key of its page ([`same_page`]) is held.
+    #[inline]
+    pub fn page_absent(&self, key: u64) -> bool {
+        key < DENSE_LIMIT
+            && self
+                .page_of
+                .get((key >> PAGE_BITS) as usize)
+                .is_none_or(|&p| p == NO_PAGE)
+    }
+
     /// Replaces the value of `key` with `f(old)`; [`Slot::EMPTY`] removes
     /// the key. Returns the old value.
     #[inline]
@@ -294,6 +304,11 @@ impl<V: Slot> DenseKeyMap<V> {
             });
         dense.chain(self.sparse.iter().map(|(&k, &v)| (k, v)))
     }
+}
+
+/// Whether dense keys `a` and `b` share a page (see [`DenseKeyMap::page_absent`]).
+pub fn same_page(a: u64, b: u64) -> bool {
+    a >> PAGE_BITS == b >> PAGE_BITS
 }
 
 /// Where `key` lives in page `p`.

@@ -398,7 +398,7 @@ mod tests {
             let mut runs = KeyEntries::default();
             for (i, es) in keys.iter().enumerate() {
                 if i > 0 && keys[i - 1] == *es {
-                    runs.repeat_last_key();
+                    runs.repeat_last_key(1);
                 } else {
                     runs.push_key(es.iter().copied());
                 }
