@@ -9,7 +9,7 @@
 //!
 //! Callers see every mask as a `u64` with [`PRESENT`] as bit 63.
 
-use crate::kv::dense_map::{DenseKeyMap, Slot};
+use crate::kv::dense_map::{is_dense, DenseKeyMap, Slot};
 
 /// Bit marking a key as present, so a present key whose pods were all
 /// removed (`remove_empty_keys = false`) differs from an absent one (0).
@@ -189,8 +189,9 @@ impl TableRef<'_> {
     #[inline]
     pub fn page_absent(self, key: u64) -> bool {
         match self {
-            TableRef::Narrow(t) => t.is_none_or(|t| t.page_absent(key)),
-            TableRef::Wide(t) => t.is_none_or(|t| t.page_absent(key)),
+            TableRef::Narrow(Some(t)) => t.page_absent(key),
+            TableRef::Wide(Some(t)) => t.page_absent(key),
+            TableRef::Narrow(None) | TableRef::Wide(None) => is_dense(key),
         }
     }
 

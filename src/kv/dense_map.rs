@@ -90,7 +90,7 @@ impl<V: Slot> DenseKeyMap<V> {
     /// Whether `key` is dense and no key of its page ([`same_page`]) is held.
     #[inline]
     pub fn page_absent(&self, key: u64) -> bool {
-        key < DENSE_LIMIT
+        is_dense(key)
             && self
                 .page_of
                 .get((key >> PAGE_BITS) as usize)
@@ -165,8 +165,7 @@ impl<V: Slot> DenseKeyMap<V> {
                     *n_live -= 1;
                     self.len -= 1;
                     if *n_live == 0 {
-                        self.page_of[pi] = NO_PAGE;
-                        self.free_pages.push(p);
+                        self.release_page(pi, p);
                         last = None;
                     }
                 }
@@ -196,8 +195,7 @@ impl<V: Slot> DenseKeyMap<V> {
                     key += n_here;
                     left -= n_here;
                 } else {
-                    self.update_dense(key, &f); // makes the page
-                    self.len += 1;
+                    self.update(key, &f); // makes the page
                     key += 1;
                     left -= 1;
                 }
@@ -217,8 +215,7 @@ impl<V: Slot> DenseKeyMap<V> {
             *n_live = *n_live + added - removed;
             self.len = self.len + added as usize - removed as usize;
             if *n_live == 0 {
-                self.page_of[pi] = NO_PAGE;
-                self.free_pages.push(p);
+                self.release_page(pi, p);
             }
             key += n_here;
             left -= n_here;
@@ -252,13 +249,18 @@ impl<V: Slot> DenseKeyMap<V> {
             (false, true) => {
                 *n_live -= 1;
                 if *n_live == 0 {
-                    self.page_of[pi] = NO_PAGE;
-                    self.free_pages.push(p);
+                    self.release_page(pi, p);
                 }
             }
             _ => {}
         }
         (old, new)
+    }
+
+    /// Page `p`, at `pi` in the page table, lost its last key: recycled.
+    fn release_page(&mut self, pi: usize, p: u32) {
+        self.page_of[pi] = NO_PAGE;
+        self.free_pages.push(p);
     }
 
     fn new_page(&mut self) -> u32 {
@@ -304,6 +306,11 @@ impl<V: Slot> DenseKeyMap<V> {
             });
         dense.chain(self.sparse.iter().map(|(&k, &v)| (k, v)))
     }
+}
+
+/// Whether `key` lives in the pages (else in the hash map).
+pub fn is_dense(key: u64) -> bool {
+    key < DENSE_LIMIT
 }
 
 /// Whether dense keys `a` and `b` share a page (see [`DenseKeyMap::page_absent`]).

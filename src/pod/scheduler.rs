@@ -844,8 +844,8 @@ impl Scheduler {
     }
 
     fn blocks_to_allocate(&self, r: &PodRequest, num_tokens: u32, new_computed: &[u32]) -> u32 {
-        let required = num_tokens.div_ceil(self.cfg.block_size);
-        let new = required.saturating_sub(new_computed.len() as u32 + r.blocks.len() as u32);
+        let held = new_computed.len() + r.blocks.len();
+        let new = blocks_short(num_tokens, held, self.cfg.block_size);
         let evictable = new_computed
             .iter()
             .filter(|&&b| self.pool.ref_cnt(b) == 0)
@@ -896,9 +896,7 @@ impl Scheduler {
         if first_alloc {
             self.req_mut(slot).num_cached_blocks = hit_blocks.len() as u32;
         }
-        let r = self.req(slot);
-        let n_required = need_slot.div_ceil(self.cfg.block_size);
-        let n_more = n_required.saturating_sub(r.blocks.len() as u32);
+        let n_more = blocks_short(need_slot, self.req(slot).blocks.len(), self.cfg.block_size);
         if n_more > 0 {
             let r = self.reqs[slot.idx as usize]
                 .as_mut()
