@@ -10,23 +10,66 @@
 use super::block_key::BlockKeyMap;
 use super::dense_map::{DenseKeyMap, Slot};
 use super::events::{KvEvent, StoredBlocks};
-use super::free_queue::FreeQueue;
+use super::free_queue::{self, FreeQueue, QueuePos};
 use crate::compat::VllmVersion;
 
-/// What the pool knows of one block.
-#[derive(Copy, Clone, Debug, Default)]
+/// Most blocks a pool holds (vLLM's `num_gpu_blocks`).
+pub const MAX_BLOCKS: u32 = free_queue::MAX_BLOCKS;
+
+/// What the pool knows of one block, in 16 bytes so that reusing or freeing
+/// a block touches one cache line of the pool.
+#[derive(Copy, Clone, Debug)]
 struct BlockMeta {
-    /// Meaningful when `has_hash` (a hash may be 0).
+    /// Meaningful when [`BlockMeta::has_hash`] (a hash may be 0).
     hash: u64,
-    ref_cnt: u32,
-    has_hash: bool,
+    /// Ref count in the low 31 bits, [`HAS_HASH`] in the top bit.
+    rc_flags: u32,
+    /// Place in the free queue, [`free_queue::OUT`] when not queued.
+    queue_pos: u32,
+}
+
+const HAS_HASH: u32 = 1 << 31;
+
+impl BlockMeta {
+    fn ref_cnt(&self) -> u32 {
+        self.rc_flags & !HAS_HASH
+    }
+    fn has_hash(&self) -> bool {
+        self.rc_flags & HAS_HASH != 0
+    }
+    fn set_hash(&mut self, hash: u64) {
+        self.hash = hash;
+        self.rc_flags |= HAS_HASH;
+    }
+    fn clear_hash(&mut self) {
+        self.rc_flags &= !HAS_HASH;
+    }
+    fn add_ref(&mut self) {
+        assert!(self.ref_cnt() < HAS_HASH - 1, "block ref count overflow");
+        self.rc_flags += 1;
+    }
+    /// Drops one reference; true when none is left.
+    fn drop_ref(&mut self) -> bool {
+        debug_assert!(self.ref_cnt() > 0, "freeing an unreferenced block");
+        self.rc_flags -= 1;
+        self.ref_cnt() == 0
+    }
+}
+
+impl QueuePos for BlockMeta {
+    fn queue_pos(&self) -> u32 {
+        self.queue_pos
+    }
+    fn set_queue_pos(&mut self, pos: u32) {
+        self.queue_pos = pos;
+    }
 }
 
 /// Paged KV memory of one pod.
 #[derive(Clone, Debug)]
 pub struct BlockPool {
     n_blocks: u32,
-    /// Per block: ref count and hash, together (one cache line per block).
+    /// Per block: ref count, hash and free-queue place, together.
     meta: Vec<BlockMeta>,
     free: FreeQueue,
     /// hash → the first cached block with that hash (returned on a hit).
@@ -52,12 +95,18 @@ impl BlockPool {
             n_blocks >= 2,
             "a pool needs the null block and at least one usable block"
         );
-        let mut free = FreeQueue::new(n_blocks);
-        let null = free.pop_front();
+        let blank = BlockMeta {
+            hash: 0,
+            rc_flags: 0,
+            queue_pos: free_queue::OUT,
+        };
+        let mut meta = vec![blank; n_blocks as usize];
+        let mut free = FreeQueue::new(n_blocks, &mut meta);
+        let null = free.pop_front(&mut meta);
         debug_assert_eq!(null, Some(0));
         BlockPool {
             n_blocks,
-            meta: vec![BlockMeta::default(); n_blocks as usize],
+            meta,
             free,
             cached: DenseKeyMap::default(),
             duplicates: BlockKeyMap::default(),
@@ -85,7 +134,7 @@ impl BlockPool {
 
     /// Ref count of `block`.
     pub fn ref_cnt(&self, block: u32) -> u32 {
-        self.meta[block as usize].ref_cnt
+        self.meta[block as usize].ref_cnt()
     }
 
     /// Cached block holding `hash`, the first cached if several do.
@@ -101,24 +150,24 @@ impl BlockPool {
             "asked for {n} blocks with {} free",
             self.n_free()
         );
-        for _ in 0..n {
-            let b = self.free.pop_front().expect("free count checked above");
+        let start = out.len();
+        self.free.pop_front_n(n, out, &mut self.meta);
+        for &b in &out[start..] {
             if self.enable_caching {
                 self.maybe_evict_cached_block(b);
             }
-            debug_assert_eq!(self.meta[b as usize].ref_cnt, 0);
-            self.meta[b as usize].ref_cnt = 1;
-            out.push(b);
+            debug_assert_eq!(self.meta[b as usize].ref_cnt(), 0);
+            self.meta[b as usize].add_ref();
         }
     }
 
     fn maybe_evict_cached_block(&mut self, b: u32) {
         let i = b as usize;
-        if !self.meta[i].has_hash {
+        if !self.meta[i].has_hash() {
             return;
         }
         let h = self.meta[i].hash;
-        self.meta[i].has_hash = false;
+        self.meta[i].clear_hash();
         if self.duplicates.is_empty() {
             // Then a hashed block is the one cached under its hash: one probe.
             let first = self.cached.remove(h);
@@ -168,10 +217,10 @@ impl BlockPool {
     /// A prefix hit takes a reference on each block, unlinking free ones.
     pub fn touch(&mut self, blocks: &[u32]) {
         for &b in blocks {
-            if self.meta[b as usize].ref_cnt == 0 {
-                self.free.unlink(b);
+            if self.meta[b as usize].ref_cnt() == 0 {
+                self.free.unlink(b, &mut self.meta);
             }
-            self.meta[b as usize].ref_cnt += 1;
+            self.meta[b as usize].add_ref();
         }
     }
 
@@ -184,16 +233,15 @@ impl BlockPool {
         let mut unhashed: Vec<u32> = Vec::new();
         for b in ordered {
             let m = &mut self.meta[b as usize];
-            m.ref_cnt -= 1;
-            if m.ref_cnt == 0 {
-                if m.has_hash || self.version == VllmVersion::V0_11 {
-                    self.free.push_back(b);
+            if m.drop_ref() {
+                if m.has_hash() || self.version == VllmVersion::V0_11 {
+                    self.free.push_back(b, &mut self.meta);
                 } else {
                     unhashed.push(b);
                 }
             }
         }
-        self.free.push_front_n(&unhashed);
+        self.free.push_front_n(&unhashed, &mut self.meta);
     }
 
     /// Marks `blocks[i]` as holding `hashes[i]` and makes them hit-able; emits
@@ -211,9 +259,8 @@ impl BlockPool {
         }
         for (&b, &h) in blocks.iter().zip(hashes) {
             let i = b as usize;
-            debug_assert!(!self.meta[i].has_hash, "block {b} cached twice");
-            self.meta[i].hash = h;
-            self.meta[i].has_hash = true;
+            debug_assert!(!self.meta[i].has_hash(), "block {b} cached twice");
+            self.meta[i].set_hash(h);
             let first = self
                 .cached
                 .update(h, |old| if old == u32::EMPTY { b } else { old });
@@ -239,7 +286,7 @@ impl BlockPool {
     /// Checks internal consistency: free + referenced = usable, and every
     /// cached entry points at a block carrying that hash. For tests.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let n_referenced = self.meta[1..].iter().filter(|m| m.ref_cnt > 0).count() as u32;
+        let n_referenced = self.meta[1..].iter().filter(|m| m.ref_cnt() > 0).count() as u32;
         if n_referenced + self.n_free() != self.n_usable() {
             return Err(format!(
                 "blocks not conserved: {} referenced + {} free != {} usable",
@@ -249,11 +296,12 @@ impl BlockPool {
             ));
         }
         for b in 1..self.n_blocks {
-            let in_q = self.free.contains(b);
-            if in_q != (self.meta[b as usize].ref_cnt == 0) {
+            let m = &self.meta[b as usize];
+            let in_q = m.queue_pos != free_queue::OUT;
+            if in_q != (m.ref_cnt() == 0) {
                 return Err(format!(
                     "block {b}: in free queue = {in_q}, ref count = {}",
-                    self.meta[b as usize].ref_cnt
+                    m.ref_cnt()
                 ));
             }
         }
@@ -264,7 +312,7 @@ impl BlockPool {
             .flat_map(|(&h, ids)| ids.iter().map(move |&b| (h, b)));
         for (h, b) in firsts.chain(dups) {
             {
-                if !self.meta[b as usize].has_hash || self.meta[b as usize].hash != h {
+                if !self.meta[b as usize].has_hash() || self.meta[b as usize].hash != h {
                     return Err(format!("cached entry {h:#x} → block {b} without that hash"));
                 }
             }

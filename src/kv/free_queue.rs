@@ -1,47 +1,70 @@
-//! vLLM's `FreeKVCacheBlockQueue`: an intrusive doubly-linked list of block ids.
+//! vLLM's `FreeKVCacheBlockQueue`: free block ids in eviction order.
 //!
 //! Free blocks, including cached blocks with ref count 0 that are still
 //! hit-able, sit here in eviction order: the head is evicted (reused) first.
-//! A prefix hit unlinks a block from the middle in O(1), which is why this is
-//! a linked list over arrays and not a `VecDeque`.
+//! vLLM keeps an intrusive doubly-linked list so that a prefix hit unlinks a
+//! block from the middle in O(1). This queue keeps the same order in a ring
+//! of ids instead: an unlinked block leaves a hole that a pop skips, and each
+//! block remembers its place in the ring (in the pool's per-block record,
+//! [`QueuePos`]). Popping and pushing then read and write the ring in order,
+//! so the ids of the next blocks to reuse are known without chasing links
+//! through memory, and the pool can fetch their records ahead of time.
 
-const NIL: u32 = u32::MAX;
-/// `prev` of a block that is not in the queue.
-const OUT: u32 = u32::MAX - 1;
+use std::collections::VecDeque;
 
-/// A block's neighbours, in one word so an unlink touches one cache line
-/// per block.
-#[derive(Copy, Clone, Debug)]
-struct Link {
-    /// Previous block, [`NIL`] at the head, [`OUT`] when not queued.
-    prev: u32,
-    /// Next block, [`NIL`] at the tail.
-    next: u32,
+/// A ring slot whose block was unlinked.
+const HOLE: u32 = u32::MAX;
+/// Queue position of a block that is not in the queue.
+pub const OUT: u32 = u32::MAX;
+/// Most blocks a queue holds.
+pub const MAX_BLOCKS: u32 = (1 << 29) - 1;
+/// Positions count modulo 2^31, so that none is [`OUT`].
+const POS_MASK: u32 = (1 << 31) - 1;
+
+/// Where a block's record keeps its queue position ([`OUT`] when not queued).
+pub trait QueuePos {
+    fn queue_pos(&self) -> u32;
+    fn set_queue_pos(&mut self, pos: u32);
 }
 
-/// Doubly-linked list over block ids `0..n`, with O(1) push, pop and unlink.
+impl QueuePos for u32 {
+    fn queue_pos(&self) -> u32 {
+        *self
+    }
+    fn set_queue_pos(&mut self, pos: u32) {
+        *self = pos;
+    }
+}
+
+/// Free block ids `0..n` in eviction order, with O(1) push and pop at both
+/// ends and amortised O(1) unlink from the middle.
+///
+/// A block's position is a sequence number: the ring slot `i` holds position
+/// `head_pos + i` (modulo 2^31), so pushing at the front or popping does not
+/// move the others' positions.
 #[derive(Clone, Debug)]
 pub struct FreeQueue {
-    links: Vec<Link>,
-    head: u32,
-    tail: u32,
+    /// Block ids from head to tail, with [`HOLE`]s where blocks were unlinked.
+    ring: VecDeque<u32>,
+    /// Position of `ring[0]`.
+    head_pos: u32,
+    /// Blocks in the queue (`ring.len()` minus holes).
     len: u32,
 }
 
 impl FreeQueue {
-    /// A queue holding every block `0..n_blocks` in id order.
-    pub fn new(n_blocks: u32) -> FreeQueue {
-        assert!(n_blocks < OUT, "block ids must stay below the sentinels");
-        let links = (0..n_blocks)
-            .map(|i| Link {
-                prev: if i == 0 { NIL } else { i - 1 },
-                next: if i + 1 == n_blocks { NIL } else { i + 1 },
-            })
-            .collect();
+    /// A queue holding every block `0..n_blocks` in id order; sets each
+    /// block's position in `at`.
+    pub fn new(n_blocks: u32, at: &mut [impl QueuePos]) -> FreeQueue {
+        // The ring (blocks and holes) stays below 2 n + 64 slots, so
+        // positions modulo 2^31 tell its slots apart.
+        assert!(n_blocks <= MAX_BLOCKS, "too many blocks for the free queue");
+        for (b, rec) in at.iter_mut().enumerate().take(n_blocks as usize) {
+            rec.set_queue_pos(b as u32);
+        }
         FreeQueue {
-            links,
-            head: if n_blocks == 0 { NIL } else { 0 },
-            tail: if n_blocks == 0 { NIL } else { n_blocks - 1 },
+            ring: (0..n_blocks).collect(),
+            head_pos: 0,
             len: n_blocks,
         }
     }
@@ -56,90 +79,91 @@ impl FreeQueue {
         self.len == 0
     }
 
-    /// Whether `block` is currently in the queue.
-    pub fn contains(&self, block: u32) -> bool {
-        self.links[block as usize].prev != OUT
+    /// Removes and returns the head (the next block to reuse).
+    pub fn pop_front(&mut self, at: &mut [impl QueuePos]) -> Option<u32> {
+        while let Some(b) = self.ring.pop_front() {
+            self.head_pos = self.head_pos.wrapping_add(1) & POS_MASK;
+            if b != HOLE {
+                at[b as usize].set_queue_pos(OUT);
+                self.len -= 1;
+                return Some(b);
+            }
+        }
+        None
     }
 
-    /// Removes and returns the head (the next block to reuse).
-    pub fn pop_front(&mut self) -> Option<u32> {
-        if self.head == NIL {
-            return None;
+    /// Moves the `n` blocks at the head to the end of `out` (head first),
+    /// marking them not queued. There must be `n` blocks in the queue.
+    pub fn pop_front_n(&mut self, n: u32, out: &mut Vec<u32>, at: &mut [impl QueuePos]) {
+        assert!(n <= self.len, "popping {n} of {} free blocks", self.len);
+        out.reserve(n as usize);
+        let mut left = n;
+        while left > 0 {
+            let b = self.ring.pop_front().expect("len counts the ring's blocks");
+            self.head_pos = self.head_pos.wrapping_add(1) & POS_MASK;
+            if b != HOLE {
+                out.push(b);
+                left -= 1;
+            }
         }
-        let b = self.head;
-        self.unlink(b);
-        Some(b)
+        for &b in &out[out.len() - n as usize..] {
+            at[b as usize].set_queue_pos(OUT);
+        }
+        self.len -= n;
     }
 
     /// Unlinks `block` from anywhere in the queue. The block must be queued.
-    pub fn unlink(&mut self, block: u32) {
-        let Link { prev: p, next: n } = self.links[block as usize];
-        assert!(p != OUT, "block {block} is not in the free queue");
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.links[p as usize].next = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.links[n as usize].prev = p;
-        }
-        self.links[block as usize] = Link {
-            prev: OUT,
-            next: NIL,
-        };
+    pub fn unlink(&mut self, block: u32, at: &mut [impl QueuePos]) {
+        let pos = at[block as usize].queue_pos();
+        assert!(pos != OUT, "block {block} is not in the free queue");
+        let i = (pos.wrapping_sub(self.head_pos) & POS_MASK) as usize;
+        debug_assert_eq!(self.ring[i], block);
+        self.ring[i] = HOLE;
+        at[block as usize].set_queue_pos(OUT);
         self.len -= 1;
+        // Holes at the tail are dropped at once; others wait for compaction
+        // once they outnumber the blocks, so the ring stays O(len).
+        while self.ring.back() == Some(&HOLE) {
+            self.ring.pop_back();
+        }
+        if self.ring.len() > 64 && self.ring.len() > 2 * self.len as usize {
+            self.compact(at);
+        }
+    }
+
+    /// Drops the holes and renumbers the blocks' positions.
+    fn compact(&mut self, at: &mut [impl QueuePos]) {
+        self.ring.retain(|&b| b != HOLE);
+        for (i, &b) in self.ring.iter().enumerate() {
+            at[b as usize].set_queue_pos(self.head_pos.wrapping_add(i as u32) & POS_MASK);
+        }
     }
 
     /// Appends `block` at the tail (evicted last).
-    pub fn push_back(&mut self, block: u32) {
-        assert!(!self.contains(block), "block {block} is already free");
-        self.links[block as usize] = Link {
-            prev: self.tail,
-            next: NIL,
-        };
-        if self.tail == NIL {
-            self.head = block;
-        } else {
-            self.links[self.tail as usize].next = block;
-        }
-        self.tail = block;
+    pub fn push_back(&mut self, block: u32, at: &mut [impl QueuePos]) {
+        let rec = &mut at[block as usize];
+        assert!(rec.queue_pos() == OUT, "block {block} is already free");
+        rec.set_queue_pos(self.head_pos.wrapping_add(self.ring.len() as u32) & POS_MASK);
+        self.ring.push_back(block);
         self.len += 1;
     }
 
     /// Puts `blocks` at the head so that `blocks[0]` becomes the new head
     /// (vLLM's `prepend_n`: the given order is kept).
-    pub fn push_front_n(&mut self, blocks: &[u32]) {
+    pub fn push_front_n(&mut self, blocks: &[u32], at: &mut [impl QueuePos]) {
         for &b in blocks.iter().rev() {
-            self.push_front(b);
+            let rec = &mut at[b as usize];
+            assert!(rec.queue_pos() == OUT, "block {b} is already free");
+            self.head_pos = self.head_pos.wrapping_sub(1) & POS_MASK;
+            rec.set_queue_pos(self.head_pos);
+            self.ring.push_front(b);
+            self.len += 1;
         }
-    }
-
-    fn push_front(&mut self, block: u32) {
-        assert!(!self.contains(block), "block {block} is already free");
-        self.links[block as usize] = Link {
-            prev: NIL,
-            next: self.head,
-        };
-        if self.head == NIL {
-            self.tail = block;
-        } else {
-            self.links[self.head as usize].prev = block;
-        }
-        self.head = block;
-        self.len += 1;
     }
 
     /// Block ids from head to tail (for tests and debugging).
     pub fn to_vec(&self) -> Vec<u32> {
-        let mut out = Vec::with_capacity(self.len as usize);
-        let mut cur = self.head;
-        while cur != NIL {
-            out.push(cur);
-            cur = self.links[cur as usize].next;
-        }
-        out
+        self.ring.iter().copied().filter(|&b| b != HOLE).collect()
     }
 }
 
@@ -147,64 +171,89 @@ impl FreeQueue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::VecDeque;
 
     #[test]
     fn starts_in_id_order_and_unlinks_from_middle() {
-        let mut q = FreeQueue::new(5);
+        let mut at = vec![0u32; 5];
+        let mut q = FreeQueue::new(5, &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 2, 3, 4]);
-        q.unlink(2);
+        q.unlink(2, &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4]);
-        assert_eq!(q.pop_front(), Some(0));
-        q.push_back(2);
-        q.push_front_n(&[0]);
+        assert_eq!(q.pop_front(&mut at), Some(0));
+        q.push_back(2, &mut at);
+        q.push_front_n(&[0], &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4, 2]);
         assert_eq!(q.len(), 5);
+        let mut out = vec![9];
+        q.pop_front_n(3, &mut out, &mut at);
+        assert_eq!(out, vec![9, 0, 1, 3]);
+        assert_eq!(q.to_vec(), vec![4, 2]);
+        assert_eq!(at[1], OUT);
     }
 
     #[derive(Clone, Debug)]
     enum Op {
         Pop,
+        PopN(u32),
         Unlink(u32),
         PushBack(u32),
-        PushFront(u32),
+        PushFront(Vec<u32>),
     }
+
+    const N: u32 = 80;
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            Just(Op::Pop),
-            (0u32..16).prop_map(Op::Unlink),
-            (0u32..16).prop_map(Op::PushBack),
-            (0u32..16).prop_map(Op::PushFront),
+            1 => Just(Op::Pop),
+            1 => (0u32..6).prop_map(Op::PopN),
+            4 => (0u32..N).prop_map(Op::Unlink),
+            3 => (0u32..N).prop_map(Op::PushBack),
+            1 => proptest::collection::vec(0u32..N, 0..4).prop_map(Op::PushFront),
         ]
     }
 
     proptest! {
-        /// The linked list behaves exactly like a naive `VecDeque` model.
+        /// The ring behaves exactly like a naive `VecDeque` model, across
+        /// tail trimming and compaction (80 blocks: more than the ring's
+        /// compaction floor).
         #[test]
-        fn matches_naive_model(ops in proptest::collection::vec(op(), 0..200)) {
-            let mut q = FreeQueue::new(16);
-            let mut model: VecDeque<u32> = (0..16).collect();
+        fn matches_naive_model(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut at = vec![0u32; N as usize];
+            let mut q = FreeQueue::new(N, &mut at);
+            let mut model: VecDeque<u32> = (0..N).collect();
             for op in ops {
                 match op {
-                    Op::Pop => prop_assert_eq!(q.pop_front(), model.pop_front()),
+                    Op::Pop => prop_assert_eq!(q.pop_front(&mut at), model.pop_front()),
+                    Op::PopN(n) => if n as usize <= model.len() {
+                        let mut out = Vec::new();
+                        q.pop_front_n(n, &mut out, &mut at);
+                        let want: Vec<u32> = model.drain(..n as usize).collect();
+                        prop_assert_eq!(out, want);
+                    },
                     Op::Unlink(b) => if model.contains(&b) {
-                        q.unlink(b);
+                        q.unlink(b, &mut at);
                         model.retain(|&x| x != b);
                     },
                     Op::PushBack(b) => if !model.contains(&b) {
-                        q.push_back(b);
+                        q.push_back(b, &mut at);
                         model.push_back(b);
                     },
-                    Op::PushFront(b) => if !model.contains(&b) {
-                        q.push_front_n(&[b]);
-                        model.push_front(b);
+                    Op::PushFront(mut bs) => {
+                        bs.sort_unstable();
+                        bs.dedup();
+                        bs.retain(|b| !model.contains(b));
+                        q.push_front_n(&bs, &mut at);
+                        for &b in bs.iter().rev() {
+                            model.push_front(b);
+                        }
                     },
                 }
                 prop_assert_eq!(q.to_vec(), model.iter().copied().collect::<Vec<_>>());
                 prop_assert_eq!(q.len() as usize, model.len());
-                for b in 0..16 {
-                    prop_assert_eq!(q.contains(b), model.contains(&b));
+                // Holes never make the ring more than a constant times the blocks.
+                prop_assert!(q.ring.len() <= 2 * N as usize + 64);
+                for b in 0..N {
+                    prop_assert_eq!(at[b as usize] != OUT, model.contains(&b));
                 }
             }
         }

@@ -502,13 +502,19 @@ fn resolve_group(
             format!("{num_gpu_blocks} KV blocks leave none usable (block 0 is vLLM's null block); need at least 2"),
         ));
     }
-    let num_gpu_blocks = u32::try_from(num_gpu_blocks).map_err(|_| {
-        ctx.err(
-            &f("vllm.num_gpu_blocks_override"),
-            None,
-            format!("{num_gpu_blocks} blocks is more than kvsim supports (4294967295)"),
-        )
-    })?;
+    let num_gpu_blocks = u32::try_from(num_gpu_blocks)
+        .ok()
+        .filter(|&n| n <= crate::kv::block_pool::MAX_BLOCKS)
+        .ok_or_else(|| {
+            ctx.err(
+                &f("vllm.num_gpu_blocks_override"),
+                None,
+                format!(
+                    "{num_gpu_blocks} blocks is more than kvsim supports ({})",
+                    crate::kv::block_pool::MAX_BLOCKS
+                ),
+            )
+        })?;
     let capacity_tokens = (num_gpu_blocks as u64 - 1) * block_size as u64;
     let max_model_len = match v.max_model_len {
         Some(m) if m as u64 > capacity_tokens => {

@@ -240,6 +240,10 @@ fn bad_scenarios_name_file_line_field_and_suggest() {
         ),
         ("  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {num_gpu_blocks_override: 1}", &["num_gpu_blocks_override", "null block"]),
         (
+            "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {num_gpu_blocks_override: 600000000}",
+            &["num_gpu_blocks_override", "600000000 blocks is more than kvsim supports (536870911)"],
+        ),
+        (
             "  - gpu: H100\n    model: Llama-3.1-8B\n    vllm: {num_gpu_blocks_override: 10, max_model_len: 4096}",
             &["s.yaml:5", "max_model_len", "4096", "exceed the KV cache capacity of 144 tokens"],
         ),
