@@ -8,7 +8,7 @@
 //! returns the one cached first.
 
 use super::block_key::BlockKeyMap;
-use super::dense_map::{DenseKeyMap, Slot};
+use super::dense_map::{run_len, DenseKeyMap, Slot};
 use super::events::{KvEvent, StoredBlocks};
 use super::free_queue::{self, FreeQueue, QueuePos};
 use crate::compat::VllmVersion;
@@ -81,6 +81,9 @@ pub struct BlockPool {
     emit_events: bool,
     events: Vec<KvEvent>,
     version: VllmVersion,
+    /// Scratch buffers, kept to spare an allocation per call.
+    scratch_keys: Vec<u64>,
+    scratch_blocks: Vec<u32>,
 }
 
 impl BlockPool {
@@ -114,6 +117,8 @@ impl BlockPool {
             emit_events,
             events: Vec::new(),
             version,
+            scratch_keys: Vec::new(),
+            scratch_blocks: Vec::new(),
         }
     }
 
@@ -152,12 +157,36 @@ impl BlockPool {
         );
         let start = out.len();
         self.free.pop_front_n(n, out, &mut self.meta);
-        for &b in &out[start..] {
-            if self.enable_caching {
-                self.maybe_evict_cached_block(b);
+        let popped = &out[start..];
+        if !self.enable_caching || !self.duplicates.is_empty() {
+            for &b in popped {
+                if self.enable_caching {
+                    self.maybe_evict_cached_block(b);
+                }
+                debug_assert_eq!(self.meta[b as usize].ref_cnt(), 0);
+                self.meta[b as usize].add_ref();
             }
-            debug_assert_eq!(self.meta[b as usize].ref_cnt(), 0);
-            self.meta[b as usize].add_ref();
+            return;
+        }
+        // Without duplicates a hashed block is the one cached under its
+        // hash: drop the hashes, then the map entries a run of keys at a time.
+        let evicted = &mut self.scratch_keys;
+        evicted.clear();
+        for &b in popped {
+            let m = &mut self.meta[b as usize];
+            debug_assert_eq!(m.ref_cnt(), 0);
+            if m.has_hash() {
+                debug_assert_eq!(self.cached.get(m.hash), b);
+                evicted.push(m.hash);
+            }
+            m.rc_flags = 1; // one reference, no hash
+        }
+        self.cached.remove_each(evicted);
+        if self.emit_events {
+            let removed = evicted
+                .iter()
+                .map(|&h| KvEvent::BlockRemoved { block_hash: h });
+            self.events.extend(removed);
         }
     }
 
@@ -230,18 +259,22 @@ impl BlockPool {
     /// first), hashed ones to the tail in the given order. [0.11] all go to the
     /// tail in the given order.
     pub fn free_blocks(&mut self, ordered: impl Iterator<Item = u32>) {
+        let mut to_tail = std::mem::take(&mut self.scratch_blocks);
         let mut unhashed: Vec<u32> = Vec::new();
         for b in ordered {
             let m = &mut self.meta[b as usize];
             if m.drop_ref() {
                 if m.has_hash() || self.version == VllmVersion::V0_11 {
-                    self.free.push_back(b, &mut self.meta);
+                    to_tail.push(b);
                 } else {
                     unhashed.push(b);
                 }
             }
         }
+        self.free.push_back_n(&to_tail, &mut self.meta);
         self.free.push_front_n(&unhashed, &mut self.meta);
+        to_tail.clear();
+        self.scratch_blocks = to_tail;
     }
 
     /// Marks `blocks[i]` as holding `hashes[i]` and makes them hit-able; emits
@@ -258,15 +291,27 @@ impl BlockPool {
             return;
         }
         for (&b, &h) in blocks.iter().zip(hashes) {
-            let i = b as usize;
-            debug_assert!(!self.meta[i].has_hash(), "block {b} cached twice");
-            self.meta[i].set_hash(h);
-            let first = self
-                .cached
-                .update(h, |old| if old == u32::EMPTY { b } else { old });
-            if first != u32::EMPTY {
-                self.duplicates.entry(h).or_default().push(b);
+            debug_assert!(!self.meta[b as usize].has_hash(), "block {b} cached twice");
+            self.meta[b as usize].set_hash(h);
+        }
+        // A hash already cached keeps its first block; this one is a
+        // duplicate. Dense keys of a prompt are consecutive: a run at a time.
+        let mut i = 0;
+        while i < hashes.len() {
+            let n = run_len(&hashes[i..]);
+            let (run, run_blocks) = (&hashes[i..i + n], &blocks[i..i + n]);
+            let duplicates = &mut self.duplicates;
+            let mut held = |j: usize| duplicates.entry(run[j]).or_default().push(run_blocks[j]);
+            if n > 1 && run[0] < run[1] {
+                self.cached
+                    .insert_absent_range(run[0], run_blocks, &mut held);
+            } else {
+                for j in 0..n {
+                    self.cached
+                        .insert_absent_range(run[j], &run_blocks[j..j + 1], |_| held(j));
+                }
             }
+            i += n;
         }
         if self.emit_events {
             self.events

@@ -222,6 +222,63 @@ impl<V: Slot> DenseKeyMap<V> {
         }
     }
 
+    /// Removes each of `keys`, a run of consecutive keys (up or down) at a
+    /// time through [`DenseKeyMap::update_range`]: a pool evicts the blocks
+    /// of one prompt together.
+    pub fn remove_each(&mut self, keys: &[u64]) {
+        let mut i = 0;
+        while i < keys.len() {
+            let n = run_len(&keys[i..]);
+            let (a, b) = (keys[i], keys[i + n - 1]);
+            self.update_range(a.min(b), n as u32, |_| V::EMPTY);
+            i += n;
+        }
+    }
+
+    /// For each `i`, sets key `lo + i` to `values[i]` (not [`Slot::EMPTY`])
+    /// if it is absent; a key already held keeps its value and `held(i)` is
+    /// called, in order. A page at a time, like [`DenseKeyMap::update_range`].
+    pub fn insert_absent_range(&mut self, lo: u64, values: &[V], mut held: impl FnMut(usize)) {
+        debug_assert!(values.iter().all(|&v| v != V::EMPTY));
+        debug_assert!(values.is_empty() || lo.checked_add(values.len() as u64 - 1).is_some());
+        let mut i = 0;
+        while i < values.len() {
+            let key = lo + i as u64;
+            if key >= DENSE_LIMIT {
+                let v = values[i];
+                if self.update(key, |old| if old == V::EMPTY { v } else { old }) != V::EMPTY {
+                    held(i);
+                }
+                i += 1;
+                continue;
+            }
+            let pi = (key >> PAGE_BITS) as usize;
+            let n_here = (((pi + 1) << PAGE_BITS) - key as usize).min(values.len() - i);
+            let mut p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
+            if p == NO_PAGE {
+                p = self.new_page();
+                if self.page_of.len() <= pi {
+                    self.page_of.resize(pi + 1, NO_PAGE);
+                }
+                self.page_of[pi] = p;
+            }
+            let start = slot_index(p, key);
+            let mut added = 0u32;
+            let slots = &mut self.slots[start..start + n_here];
+            for (j, (s, &v)) in slots.iter_mut().zip(&values[i..i + n_here]).enumerate() {
+                if *s == V::EMPTY {
+                    *s = v;
+                    added += 1;
+                } else {
+                    held(i + j);
+                }
+            }
+            self.n_live[p as usize] += added;
+            self.len += added as usize;
+            i += n_here;
+        }
+    }
+
     fn update_dense(&mut self, key: u64, f: impl FnOnce(V) -> V) -> (V, V) {
         let pi = (key >> PAGE_BITS) as usize;
         let mut p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
@@ -318,6 +375,27 @@ pub fn same_page(a: u64, b: u64) -> bool {
     a >> PAGE_BITS == b >> PAGE_BITS
 }
 
+/// Length of the run of consecutive keys, up or down, that starts `keys`
+/// (0 only for no keys).
+pub fn run_len(keys: &[u64]) -> usize {
+    let n = keys.len();
+    if n < 2 {
+        return n;
+    }
+    // A step past either end of the u64 range ends a run.
+    let mut k = 1;
+    if keys[0] != u64::MAX && keys[1] == keys[0] + 1 {
+        while k < n && keys[k] != 0 && keys[k] == keys[k - 1].wrapping_add(1) {
+            k += 1;
+        }
+    } else if keys[0] != 0 && keys[1] == keys[0] - 1 {
+        while k < n && keys[k] != u64::MAX && keys[k] == keys[k - 1].wrapping_sub(1) {
+            k += 1;
+        }
+    }
+    k
+}
+
 /// Where `key` lives in page `p`.
 fn slot_index(p: u32, key: u64) -> usize {
     ((p as usize) << PAGE_BITS) | (key as usize & (PAGE_LEN - 1))
@@ -383,6 +461,44 @@ mod tests {
                 prop_assert_eq!(ranged.len(), ranged.iter().count());
                 prop_assert!(pages_agree(&ranged));
             }
+            // Inserting a run where absent, and removing runs of keys in
+            // any order, as key by key.
+            for (lo, n) in [(250u64, 300u32), (DENSE_LIMIT - 3, 6), (u64::MAX - 3, 4)] {
+                let values: Vec<u32> = (0..n).map(|i| i % 7).collect();
+                let mut ranged = m.clone();
+                let mut keyed = m.clone();
+                let mut held = Vec::new();
+                ranged.insert_absent_range(lo, &values, |i| held.push(i));
+                let mut want_held = Vec::new();
+                for (i, &v) in values.iter().enumerate() {
+                    let old = keyed.update(lo + i as u64, |o| if o == u32::MAX { v } else { o });
+                    if old != u32::MAX {
+                        want_held.push(i);
+                    }
+                }
+                prop_assert_eq!(held, want_held);
+                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
+                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
+                a.sort_unstable();
+                b.sort_unstable();
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(ranged.len(), keyed.len());
+                prop_assert!(pages_agree(&ranged));
+                // Down, up and scattered keys.
+                let mut gone: Vec<u64> = (0..u64::from(n)).rev().map(|i| lo + i).step_by(2).collect();
+                gone.extend(keys.iter().copied().take(50));
+                ranged.remove_each(&gone);
+                for &k in &gone {
+                    keyed.remove(k);
+                }
+                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
+                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
+                a.sort_unstable();
+                b.sort_unstable();
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(ranged.len(), keyed.len());
+                prop_assert!(pages_agree(&ranged));
+            }
             m.update_all(|_| u32::MAX);
             prop_assert!(m.is_empty());
             prop_assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
@@ -411,6 +527,18 @@ mod tests {
         m.update_each(&[8, 9], |_| u32::MAX);
         assert!(m.is_empty());
         assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
+    }
+
+    #[test]
+    fn runs_of_keys_go_up_or_down_and_stop_at_the_ends_of_u64() {
+        assert_eq!(run_len(&[]), 0);
+        assert_eq!(run_len(&[5]), 1);
+        assert_eq!(run_len(&[5, 6, 7, 9]), 3);
+        assert_eq!(run_len(&[9, 8, 7, 7]), 3);
+        assert_eq!(run_len(&[5, 6, 5]), 2);
+        assert_eq!(run_len(&[u64::MAX - 1, u64::MAX, 0]), 2);
+        assert_eq!(run_len(&[1, 0, u64::MAX]), 2);
+        assert_eq!(run_len(&[u64::MAX, 0]), 1);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub const MAX_BLOCKS: u32 = (1 << 29) - 1;
 /// Positions count modulo 2^31, so that none is [`OUT`].
 const POS_MASK: u32 = (1 << 31) - 1;
 
+/// The last `n` ids of `out`.
+fn ids_of(out: &[u32], n: u32) -> &[u32] {
+    &out[out.len() - n as usize..]
+}
+
 /// Where a block's record keeps its queue position ([`OUT`] when not queued).
 pub trait QueuePos {
     fn queue_pos(&self) -> u32;
@@ -97,6 +102,22 @@ impl FreeQueue {
     pub fn pop_front_n(&mut self, n: u32, out: &mut Vec<u32>, at: &mut [impl QueuePos]) {
         assert!(n <= self.len, "popping {n} of {} free blocks", self.len);
         out.reserve(n as usize);
+        // Most pops meet no hole: copy the ids at once.
+        let (a, b) = self.ring.as_slices();
+        let head = if a.len() >= n as usize { a } else { b };
+        if a.len() >= n as usize || a.is_empty() {
+            let ids = &head[..n as usize];
+            if !ids.contains(&HOLE) {
+                out.extend_from_slice(ids);
+                self.ring.drain(..n as usize);
+                self.head_pos = self.head_pos.wrapping_add(n) & POS_MASK;
+                for &b in ids_of(out, n) {
+                    at[b as usize].set_queue_pos(OUT);
+                }
+                self.len -= n;
+                return;
+            }
+        }
         let mut left = n;
         while left > 0 {
             let b = self.ring.pop_front().expect("len counts the ring's blocks");
@@ -106,7 +127,7 @@ impl FreeQueue {
                 left -= 1;
             }
         }
-        for &b in &out[out.len() - n as usize..] {
+        for &b in ids_of(out, n) {
             at[b as usize].set_queue_pos(OUT);
         }
         self.len -= n;
@@ -146,6 +167,18 @@ impl FreeQueue {
         rec.set_queue_pos(self.head_pos.wrapping_add(self.ring.len() as u32) & POS_MASK);
         self.ring.push_back(block);
         self.len += 1;
+    }
+
+    /// Appends `blocks` at the tail in order (`blocks[0]` evicted first).
+    pub fn push_back_n(&mut self, blocks: &[u32], at: &mut [impl QueuePos]) {
+        let first = self.head_pos.wrapping_add(self.ring.len() as u32);
+        for (i, &b) in blocks.iter().enumerate() {
+            let rec = &mut at[b as usize];
+            assert!(rec.queue_pos() == OUT, "block {b} is already free");
+            rec.set_queue_pos(first.wrapping_add(i as u32) & POS_MASK);
+        }
+        self.ring.extend(blocks);
+        self.len += blocks.len() as u32;
     }
 
     /// Puts `blocks` at the head so that `blocks[0]` becomes the new head
@@ -198,6 +231,7 @@ mod tests {
         Unlink(u32),
         PushBack(u32),
         PushFront(Vec<u32>),
+        PushBackN(Vec<u32>),
     }
 
     const N: u32 = 80;
@@ -209,6 +243,7 @@ mod tests {
             4 => (0u32..N).prop_map(Op::Unlink),
             3 => (0u32..N).prop_map(Op::PushBack),
             1 => proptest::collection::vec(0u32..N, 0..4).prop_map(Op::PushFront),
+            1 => proptest::collection::vec(0u32..N, 0..6).prop_map(Op::PushBackN),
         ]
     }
 
@@ -246,6 +281,14 @@ mod tests {
                         for &b in bs.iter().rev() {
                             model.push_front(b);
                         }
+                    },
+                    Op::PushBackN(mut bs) => {
+                        bs.sort_unstable();
+                        bs.dedup();
+                        bs.retain(|b| !model.contains(b));
+                        bs.reverse();
+                        q.push_back_n(&bs, &mut at);
+                        model.extend(&bs);
                     },
                 }
                 prop_assert_eq!(q.to_vec(), model.iter().copied().collect::<Vec<_>>());
