@@ -248,13 +248,14 @@ impl Lane {
             return; // most steps: nothing for the cluster
         }
         let events = if self.keep_events {
-            self.key_ops.push_events(pod.drain_published_events())
+            self.key_ops.push_events(pod.published_events())
         } else {
             BatchLen {
-                n_events: pod.drain_published_events().len(),
+                n_events: pod.published_events().len(),
                 ..BatchLen::default()
             }
         };
+        pod.clear_published_events();
         let loads = pod.take_kv_loads();
         let rec = CallRecord {
             at,

@@ -68,6 +68,47 @@ impl KeyRun {
     }
 }
 
+/// The key of a `BlockRemoved`.
+fn removed_key(ev: &KvEvent) -> Option<u64> {
+    match ev {
+        KvEvent::BlockRemoved { block_hash } => Some(*block_hash),
+        _ => None,
+    }
+}
+
+/// How many `BlockRemoved`s start `events` with keys one apart, all up or
+/// all down (`events[0]` must be one).
+fn removed_run_len(events: &[KvEvent]) -> usize {
+    let Some(first) = removed_key(&events[0]) else {
+        return 0;
+    };
+    let next = |k: u64, step_up: bool| {
+        if step_up {
+            k.checked_add(1)
+        } else {
+            k.checked_sub(1)
+        }
+    };
+    let Some(second) = events.get(1).and_then(removed_key) else {
+        return 1;
+    };
+    let step_up = match () {
+        _ if next(first, true) == Some(second) => true,
+        _ if next(first, false) == Some(second) => false,
+        _ => return 1,
+    };
+    let mut n = 2;
+    let mut last = second;
+    while let Some(k) = events.get(n).and_then(removed_key) {
+        if next(last, step_up) != Some(k) {
+            break;
+        }
+        last = k;
+        n += 1;
+    }
+    n
+}
+
 /// The size of one batch in a [`KeyOpQueue`].
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchLen {
@@ -95,29 +136,36 @@ pub struct KeyOpQueue {
 
 impl KeyOpQueue {
     /// Appends `events` as one batch; its size.
-    pub fn push_events(&mut self, events: impl IntoIterator<Item = KvEvent>) -> BatchLen {
+    pub fn push_events(&mut self, events: &[KvEvent]) -> BatchLen {
         self.compact();
         let runs0 = self.runs.len();
-        let mut n_events = 0;
         // The run still growing; pushed when another starts.
         let mut open: Option<KeyRun> = None;
-        for ev in events {
-            n_events += 1;
-            match &ev {
+        let mut i = 0;
+        while i < events.len() {
+            match &events[i] {
                 KvEvent::BlockStored(s) => {
                     let keys = &s.block_hashes[..];
-                    let mut i = 0;
-                    while i < keys.len() {
-                        let mut j = i + 1;
+                    let mut k = 0;
+                    while k < keys.len() {
+                        let mut j = k + 1;
                         while j < keys.len() && keys[j - 1].checked_add(1) == Some(keys[j]) {
                             j += 1;
                         }
-                        self.push_up(&mut open, KeyOp::Store, keys[i], (j - i) as u32);
-                        i = j;
+                        self.push_run(&mut open, KeyOp::Store, keys[k], (j - k) as u32, false);
+                        k = j;
                     }
+                    i += 1;
                 }
                 KvEvent::BlockRemoved { block_hash } => {
-                    self.push_up(&mut open, KeyOp::Remove, *block_hash, 1)
+                    // The removals that follow one key apart, in one
+                    // direction, join in one step: a pool evicts a freed
+                    // request's blocks in order.
+                    let n = removed_run_len(&events[i..]);
+                    let descending =
+                        n > 1 && block_hash.checked_sub(1) == removed_key(&events[i + 1]);
+                    self.push_run(&mut open, KeyOp::Remove, *block_hash, n as u32, descending);
+                    i += n;
                 }
                 KvEvent::AllBlocksCleared => {
                     self.runs.extend(open.take());
@@ -127,30 +175,40 @@ impl KeyOpQueue {
                         n_keys: 0,
                         first: 0,
                     });
+                    i += 1;
                 }
             }
         }
         self.runs.extend(open);
         BatchLen {
-            n_events,
+            n_events: events.len(),
             n_runs: self.runs.len() - runs0,
         }
     }
 
-    /// Adds the keys `first..first + n` (`n ≥ 1`) under `op` to the open
-    /// run if they continue it, else closes it and opens theirs.
-    fn push_up(&mut self, open: &mut Option<KeyRun>, op: KeyOp, first: u64, n: u32) {
+    /// Adds the `n ≥ 1` keys from `first` (down when `descending`) under
+    /// `op` to the open run if they continue it, else closes it and opens
+    /// theirs.
+    fn push_run(
+        &mut self,
+        open: &mut Option<KeyRun>,
+        op: KeyOp,
+        first: u64,
+        n: u32,
+        descending: bool,
+    ) {
         if let Some(r) = open {
             if r.op == op {
                 let last = r.last();
-                if (r.n_keys == 1 || !r.descending) && last.checked_add(1) == Some(first) {
+                let (up, down) = (n == 1 || !descending, n == 1 || descending);
+                if up && (r.n_keys == 1 || !r.descending) && last.checked_add(1) == Some(first) {
                     r.descending = false;
                     r.n_keys += n;
                     return;
                 }
-                if n == 1 && (r.n_keys == 1 || r.descending) && last.checked_sub(1) == Some(first) {
+                if down && (r.n_keys == 1 || r.descending) && last.checked_sub(1) == Some(first) {
                     r.descending = true;
-                    r.n_keys += 1;
+                    r.n_keys += n;
                     return;
                 }
             }
@@ -158,7 +216,7 @@ impl KeyOpQueue {
         }
         *open = Some(KeyRun {
             op,
-            descending: false,
+            descending: n > 1 && descending,
             n_keys: n,
             first,
         });
@@ -208,7 +266,7 @@ mod tests {
     #[test]
     fn consecutive_keys_become_spans_within_a_batch_only() {
         let mut q = KeyOpQueue::default();
-        let a = q.push_events([stored(&[1, 2]), stored(&[3, 7]), removed(9), removed(8)]);
+        let a = q.push_events(&[stored(&[1, 2]), stored(&[3, 7]), removed(9), removed(8)]);
         assert_eq!(
             a,
             BatchLen {
@@ -217,7 +275,7 @@ mod tests {
             }
         );
         // A new batch starts a new run even when it continues one; clears never merge.
-        let b = q.push_events([
+        let b = q.push_events(&[
             removed(7),
             KvEvent::AllBlocksCleared,
             KvEvent::AllBlocksCleared,
@@ -243,7 +301,7 @@ mod tests {
     #[test]
     fn spans_stop_at_the_ends_of_the_key_range() {
         let mut q = KeyOpQueue::default();
-        let a = q.push_events([stored(&[u64::MAX - 1, u64::MAX, 0, 1, 0])]);
+        let a = q.push_events(&[stored(&[u64::MAX - 1, u64::MAX, 0, 1, 0])]);
         assert_eq!(
             ops(q.take(a)),
             vec![
@@ -259,7 +317,7 @@ mod tests {
         batch
             .iter()
             .flat_map(|(rm, keys)| match rm {
-                true => vec![(KeyOp::Remove, keys[0])],
+                true => keys.iter().map(|&k| (KeyOp::Remove, k)).collect::<Vec<_>>(),
                 false => keys.iter().map(|&k| (KeyOp::Store, k)).collect(),
             })
             .collect()
@@ -279,8 +337,12 @@ mod tests {
             batches in prop::collection::vec(
                 prop::collection::vec(
                     (any::<bool>(), prop_oneof![
-                        // Consecutive keys, which may continue the last run.
+                        // Consecutive keys, up or down, which may continue the last run.
                         (0u64..12, 1u64..4).prop_map(|(lo, n)| (lo..lo + n).collect()),
+                        (0u64..12, 1u64..6).prop_map(|(lo, n)| (lo..lo + n).rev().collect()),
+                        // Runs that would cross an end of the u64 range.
+                        Just(vec![1, 0, u64::MAX]),
+                        Just(vec![u64::MAX - 1, u64::MAX, 0]),
                         prop::collection::vec(prop_oneof![0u64..12, Just(u64::MAX), any::<u64>()], 1..5),
                     ]),
                     0..30,
@@ -291,8 +353,15 @@ mod tests {
             let mut q = KeyOpQueue::default();
             let mut lens = Vec::new();
             for (i, b) in batches.iter().enumerate() {
-                let events = b.iter().map(|(rm, keys)| if *rm { removed(keys[0]) } else { stored(keys) });
-                lens.push(q.push_events(events));
+                // A removal stands for one `BlockRemoved` per key.
+                let events: Vec<KvEvent> = b
+                    .iter()
+                    .flat_map(|(rm, keys)| match rm {
+                        true => keys.iter().map(|&k| removed(k)).collect::<Vec<_>>(),
+                        false => vec![stored(keys)],
+                    })
+                    .collect();
+                lens.push(q.push_events(&events));
                 // Take every other batch late: compaction must keep the rest.
                 if i % 2 == 1 {
                     prop_assert_eq!(flat_runs(q.take(lens[i - 1]).runs), flat(&batches[i - 1]));

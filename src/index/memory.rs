@@ -1073,7 +1073,7 @@ mod store_equivalence {
                         Op::RemovePod(p) => ix.apply(EndpointId(*p), "m", &[KvEvent::AllBlocksCleared]),
                         Op::Engine(p, batch) if i > 0 => {
                             let mut q = KeyOpQueue::default();
-                            let len = q.push_events(engine_events(batch));
+                            let len = q.push_events(&engine_events(batch));
                             ix.apply_key_batch(EndpointId(*p), "m", q.take(len));
                         }
                         Op::Engine(..) => {}

@@ -236,9 +236,14 @@ impl Pod {
         !self.outbox.is_empty() || !self.kv_loads.is_empty()
     }
 
-    /// KV events published since the last call, in order.
-    pub fn drain_published_events(&mut self) -> std::vec::Drain<'_, KvEvent> {
-        self.outbox.drain(..)
+    /// KV events published since the last [`Pod::clear_published_events`], in order.
+    pub fn published_events(&self) -> &[KvEvent] {
+        &self.outbox
+    }
+
+    /// Drops the published events (their reader took them).
+    pub fn clear_published_events(&mut self) {
+        self.outbox.clear();
     }
 
     /// The engine's scheduler (queues, cache, stats).
