@@ -425,9 +425,7 @@ mod tests {
                 prop_assert_eq!(m.get(k), model.get(&k).copied().unwrap_or(u32::MAX));
                 prop_assert_eq!(m.len(), model.len());
             }
-            let mut all: Vec<(u64, u32)> = m.iter().collect();
-            all.sort_unstable();
-            prop_assert_eq!(all, model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
+            prop_assert_eq!(entries(&m), model.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>());
             // Runs of neighbouring keys through update_each, as the map would.
             let keys: Vec<u64> = model.keys().copied().chain(0..600)
                 .collect::<std::collections::BTreeSet<u64>>().into_iter().collect();
@@ -449,11 +447,7 @@ mod tests {
                 for i in 0..u64::from(n) {
                     keyed.update(lo + i, flip);
                 }
-                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
-                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
-                a.sort_unstable();
-                b.sort_unstable();
-                prop_assert_eq!(a, b);
+                prop_assert_eq!(entries(&ranged), entries(&keyed));
                 prop_assert_eq!(ranged.len(), keyed.len());
                 prop_assert!(pages_agree(&ranged));
                 // Removing the range leaves no page it emptied live.
@@ -477,11 +471,7 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(held, want_held);
-                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
-                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
-                a.sort_unstable();
-                b.sort_unstable();
-                prop_assert_eq!(a, b);
+                prop_assert_eq!(entries(&ranged), entries(&keyed));
                 prop_assert_eq!(ranged.len(), keyed.len());
                 prop_assert!(pages_agree(&ranged));
                 // Down, up and scattered keys.
@@ -491,11 +481,7 @@ mod tests {
                 for &k in &gone {
                     keyed.remove(k);
                 }
-                let mut a: Vec<(u64, u32)> = ranged.iter().collect();
-                let mut b: Vec<(u64, u32)> = keyed.iter().collect();
-                a.sort_unstable();
-                b.sort_unstable();
-                prop_assert_eq!(a, b);
+                prop_assert_eq!(entries(&ranged), entries(&keyed));
                 prop_assert_eq!(ranged.len(), keyed.len());
                 prop_assert!(pages_agree(&ranged));
             }
@@ -504,6 +490,13 @@ mod tests {
             prop_assert!(m.page_of.iter().all(|&p| p == NO_PAGE));
             prop_assert_eq!(m.free_pages.len(), m.n_live.len());
         }
+    }
+
+    /// Every (key, value), sorted.
+    fn entries(m: &DenseKeyMap<u32>) -> Vec<(u64, u32)> {
+        let mut all: Vec<(u64, u32)> = m.iter().collect();
+        all.sort_unstable();
+        all
     }
 
     /// Each live page counts its keys right and holds at least one.
