@@ -6,9 +6,9 @@
 //! block from the middle in O(1). This queue keeps the same order in a ring
 //! of ids instead: an unlinked block leaves a hole that a pop skips, and each
 //! block remembers its place in the ring (in the pool's per-block record,
-//! [`QueuePos`]). Popping and pushing then read and write the ring in order,
-//! so the ids of the next blocks to reuse are known without chasing links
-//! through memory, and the pool can fetch their records ahead of time.
+//! [`QueuePos`]). Popping and pushing then read and write the ring in order:
+//! the ids of the next blocks to reuse come without chasing links through
+//! memory, and a batch of them is one copy.
 
 use std::collections::VecDeque;
 
@@ -104,19 +104,21 @@ impl FreeQueue {
         out.reserve(n as usize);
         // Most pops meet no hole: copy the ids at once.
         let (a, b) = self.ring.as_slices();
-        let head = if a.len() >= n as usize { a } else { b };
-        if a.len() >= n as usize || a.is_empty() {
-            let ids = &head[..n as usize];
-            if !ids.contains(&HOLE) {
-                out.extend_from_slice(ids);
-                self.ring.drain(..n as usize);
-                self.head_pos = self.head_pos.wrapping_add(n) & POS_MASK;
-                for &b in ids_of(out, n) {
-                    at[b as usize].set_queue_pos(OUT);
-                }
-                self.len -= n;
-                return;
+        let n_slots = n as usize;
+        let contiguous = match (a.get(..n_slots), a.is_empty()) {
+            (Some(ids), _) => Some(ids),
+            (None, true) => b.get(..n_slots),
+            (None, false) => None,
+        };
+        if let Some(ids) = contiguous.filter(|ids| !ids.contains(&HOLE)) {
+            out.extend_from_slice(ids);
+            self.ring.drain(..n_slots);
+            self.head_pos = self.head_pos.wrapping_add(n) & POS_MASK;
+            for &id in ids_of(out, n) {
+                at[id as usize].set_queue_pos(OUT);
             }
+            self.len -= n;
+            return;
         }
         let mut left = n;
         while left > 0 {
@@ -158,15 +160,6 @@ impl FreeQueue {
         for (i, &b) in self.ring.iter().enumerate() {
             at[b as usize].set_queue_pos(self.head_pos.wrapping_add(i as u32) & POS_MASK);
         }
-    }
-
-    /// Appends `block` at the tail (evicted last).
-    pub fn push_back(&mut self, block: u32, at: &mut [impl QueuePos]) {
-        let rec = &mut at[block as usize];
-        assert!(rec.queue_pos() == OUT, "block {block} is already free");
-        rec.set_queue_pos(self.head_pos.wrapping_add(self.ring.len() as u32) & POS_MASK);
-        self.ring.push_back(block);
-        self.len += 1;
     }
 
     /// Appends `blocks` at the tail in order (`blocks[0]` evicted first).
@@ -213,7 +206,7 @@ mod tests {
         q.unlink(2, &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4]);
         assert_eq!(q.pop_front(&mut at), Some(0));
-        q.push_back(2, &mut at);
+        q.push_back_n(&[2], &mut at);
         q.push_front_n(&[0], &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4, 2]);
         assert_eq!(q.len(), 5);
@@ -270,7 +263,7 @@ mod tests {
                         model.retain(|&x| x != b);
                     },
                     Op::PushBack(b) => if !model.contains(&b) {
-                        q.push_back(b, &mut at);
+                        q.push_back_n(&[b], &mut at);
                         model.push_back(b);
                     },
                     Op::PushFront(mut bs) => {
