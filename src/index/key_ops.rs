@@ -9,6 +9,7 @@
 //! descending runs: a span stands for dozens of keys, which the router then
 //! applies a page at a time instead of key by key.
 
+use crate::kv::dense_map::run_len;
 use crate::kv::events::KvEvent;
 
 /// What a run of keys does to the pod's entries.
@@ -76,37 +77,33 @@ fn removed_key(ev: &KvEvent) -> Option<u64> {
     }
 }
 
-/// How many `BlockRemoved`s start `events` with keys one apart, all up or
-/// all down (`events[0]` must be one).
-fn removed_run_len(events: &[KvEvent]) -> usize {
-    let Some(first) = removed_key(&events[0]) else {
-        return 0;
+/// The `BlockRemoved`s that start `events` with keys one apart, all up or
+/// all down: how many (at least one; `events[0]` must be one), and whether
+/// they go down.
+fn removed_run(events: &[KvEvent]) -> (usize, bool) {
+    let mut keys = events.iter().map_while(removed_key);
+    let (Some(a), Some(b)) = (keys.next(), keys.next()) else {
+        return (1, false);
     };
-    let next = |k: u64, step_up: bool| {
-        if step_up {
-            k.checked_add(1)
-        } else {
+    let down = a.checked_sub(1) == Some(b);
+    if !down && a.checked_add(1) != Some(b) {
+        return (1, false);
+    }
+    let step = |k: u64| {
+        if down {
             k.checked_sub(1)
+        } else {
+            k.checked_add(1)
         }
     };
-    let Some(second) = events.get(1).and_then(removed_key) else {
-        return 1;
-    };
-    let step_up = match () {
-        _ if next(first, true) == Some(second) => true,
-        _ if next(first, false) == Some(second) => false,
-        _ => return 1,
-    };
-    let mut n = 2;
-    let mut last = second;
-    while let Some(k) = events.get(n).and_then(removed_key) {
-        if next(last, step_up) != Some(k) {
+    let (mut n, mut last) = (2, b);
+    for k in keys {
+        if step(last) != Some(k) {
             break;
         }
-        last = k;
-        n += 1;
+        (n, last) = (n + 1, k);
     }
-    n
+    (n, down)
 }
 
 /// The size of one batch in a [`KeyOpQueue`].
@@ -148,12 +145,10 @@ impl KeyOpQueue {
                     let keys = &s.block_hashes[..];
                     let mut k = 0;
                     while k < keys.len() {
-                        let mut j = k + 1;
-                        while j < keys.len() && keys[j - 1].checked_add(1) == Some(keys[j]) {
-                            j += 1;
-                        }
-                        self.push_run(&mut open, KeyOp::Store, keys[k], (j - k) as u32, false);
-                        k = j;
+                        let n = run_len(&keys[k..]);
+                        let down = n > 1 && keys[k + 1] < keys[k];
+                        self.push_run(&mut open, KeyOp::Store, keys[k], n as u32, down);
+                        k += n;
                     }
                     i += 1;
                 }
@@ -161,10 +156,8 @@ impl KeyOpQueue {
                     // The removals that follow one key apart, in one
                     // direction, join in one step: a pool evicts a freed
                     // request's blocks in order.
-                    let n = removed_run_len(&events[i..]);
-                    let descending =
-                        n > 1 && block_hash.checked_sub(1) == removed_key(&events[i + 1]);
-                    self.push_run(&mut open, KeyOp::Remove, *block_hash, n as u32, descending);
+                    let (n, down) = removed_run(&events[i..]);
+                    self.push_run(&mut open, KeyOp::Remove, *block_hash, n as u32, down);
                     i += n;
                 }
                 KvEvent::AllBlocksCleared => {
