@@ -77,7 +77,6 @@ pub struct BlockPool {
     /// hash → later blocks with the same hash, in insertion order (rare:
     /// vLLM does not de-duplicate, so a recomputed block is cached again).
     duplicates: BlockKeyMap<u64, Vec<u32>>,
-    enable_caching: bool,
     emit_events: bool,
     events: Vec<KvEvent>,
     version: VllmVersion,
@@ -87,13 +86,10 @@ pub struct BlockPool {
 }
 
 impl BlockPool {
-    /// A pool of `n_blocks` blocks (vLLM's `num_gpu_blocks`, null block included).
-    pub fn new(
-        n_blocks: u32,
-        enable_caching: bool,
-        emit_events: bool,
-        version: VllmVersion,
-    ) -> BlockPool {
+    /// A pool of `n_blocks` blocks (vLLM's `num_gpu_blocks`, null block
+    /// included). Without prefix caching the scheduler caches no block, so
+    /// none ever has a hash to evict.
+    pub fn new(n_blocks: u32, emit_events: bool, version: VllmVersion) -> BlockPool {
         assert!(
             n_blocks >= 2,
             "a pool needs the null block and at least one usable block"
@@ -113,7 +109,6 @@ impl BlockPool {
             free,
             cached: DenseKeyMap::default(),
             duplicates: BlockKeyMap::default(),
-            enable_caching,
             emit_events,
             events: Vec::new(),
             version,
@@ -150,19 +145,12 @@ impl BlockPool {
     /// Pops `n` blocks from the head of the free queue, evicting cached ones
     /// (one `BlockRemoved` each), and gives each a ref count of 1.
     pub fn get_new_blocks(&mut self, n: u32, out: &mut Vec<u32>) {
-        assert!(
-            n <= self.n_free(),
-            "asked for {n} blocks with {} free",
-            self.n_free()
-        );
         let start = out.len();
         self.free.pop_front_n(n, out, &mut self.meta);
         let popped = &out[start..];
-        if !self.enable_caching || !self.duplicates.is_empty() {
+        if !self.duplicates.is_empty() {
             for &b in popped {
-                if self.enable_caching {
-                    self.maybe_evict_cached_block(b);
-                }
+                self.maybe_evict_cached_block(b);
                 debug_assert_eq!(self.meta[b as usize].ref_cnt(), 0);
                 self.meta[b as usize].add_ref();
             }
@@ -298,19 +286,15 @@ impl BlockPool {
         // duplicate. Dense keys of a prompt are consecutive: a run at a time.
         let mut i = 0;
         while i < hashes.len() {
-            let n = run_len(&hashes[i..]);
+            let n = match run_len(&hashes[i..]) {
+                n if n > 1 && hashes[i] < hashes[i + 1] => n,
+                _ => 1, // a run going down: key by key
+            };
             let (run, run_blocks) = (&hashes[i..i + n], &blocks[i..i + n]);
             let duplicates = &mut self.duplicates;
-            let mut held = |j: usize| duplicates.entry(run[j]).or_default().push(run_blocks[j]);
-            if n > 1 && run[0] < run[1] {
-                self.cached
-                    .insert_absent_range(run[0], run_blocks, &mut held);
-            } else {
-                for j in 0..n {
-                    self.cached
-                        .insert_absent_range(run[j], &run_blocks[j..j + 1], |_| held(j));
-                }
-            }
+            self.cached.insert_absent_range(run[0], run_blocks, |j| {
+                duplicates.entry(run[j]).or_default().push(run_blocks[j])
+            });
             i += n;
         }
         if self.emit_events {

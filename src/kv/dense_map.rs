@@ -254,14 +254,10 @@ impl<V: Slot> DenseKeyMap<V> {
             }
             let pi = (key >> PAGE_BITS) as usize;
             let n_here = (((pi + 1) << PAGE_BITS) - key as usize).min(values.len() - i);
-            let mut p = self.page_of.get(pi).copied().unwrap_or(NO_PAGE);
-            if p == NO_PAGE {
-                p = self.new_page();
-                if self.page_of.len() <= pi {
-                    self.page_of.resize(pi + 1, NO_PAGE);
-                }
-                self.page_of[pi] = p;
-            }
+            let p = match self.page_of.get(pi).copied().unwrap_or(NO_PAGE) {
+                NO_PAGE => self.claim_page(pi),
+                p => p,
+            };
             let start = slot_index(p, key);
             let mut added = 0u32;
             let slots = &mut self.slots[start..start + n_here];
@@ -287,11 +283,7 @@ impl<V: Slot> DenseKeyMap<V> {
             if new == V::EMPTY {
                 return (V::EMPTY, new);
             }
-            p = self.new_page();
-            if self.page_of.len() <= pi {
-                self.page_of.resize(pi + 1, NO_PAGE);
-            }
-            self.page_of[pi] = p;
+            p = self.claim_page(pi);
             self.slots[slot_index(p, key)] = new;
             self.n_live[p as usize] = 1;
             return (V::EMPTY, new);
@@ -318,6 +310,16 @@ impl<V: Slot> DenseKeyMap<V> {
     fn release_page(&mut self, pi: usize, p: u32) {
         self.page_of[pi] = NO_PAGE;
         self.free_pages.push(p);
+    }
+
+    /// A free page, entered in the page table at `pi` (it holds no key yet).
+    fn claim_page(&mut self, pi: usize) -> u32 {
+        let p = self.new_page();
+        if self.page_of.len() <= pi {
+            self.page_of.resize(pi + 1, NO_PAGE);
+        }
+        self.page_of[pi] = p;
+        p
     }
 
     fn new_page(&mut self) -> u32 {

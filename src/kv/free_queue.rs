@@ -32,6 +32,7 @@ pub trait QueuePos {
     fn set_queue_pos(&mut self, pos: u32);
 }
 
+#[cfg(test)]
 impl QueuePos for u32 {
     fn queue_pos(&self) -> u32 {
         *self
@@ -86,15 +87,12 @@ impl FreeQueue {
 
     /// Removes and returns the head (the next block to reuse).
     pub fn pop_front(&mut self, at: &mut [impl QueuePos]) -> Option<u32> {
-        while let Some(b) = self.ring.pop_front() {
-            self.head_pos = self.head_pos.wrapping_add(1) & POS_MASK;
-            if b != HOLE {
-                at[b as usize].set_queue_pos(OUT);
-                self.len -= 1;
-                return Some(b);
-            }
+        if self.len == 0 {
+            return None;
         }
-        None
+        let mut out = Vec::with_capacity(1);
+        self.pop_front_n(1, &mut out, at);
+        out.pop()
     }
 
     /// Moves the `n` blocks at the head to the end of `out` (head first),

@@ -211,12 +211,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// An idle engine with an empty cache.
     pub fn new(cfg: SchedulerConfig, hasher: BlockHasher) -> Scheduler {
-        let pool = BlockPool::new(
-            cfg.num_gpu_blocks,
-            cfg.enable_prefix_caching,
-            cfg.emit_kv_events,
-            cfg.version,
-        );
+        let pool = BlockPool::new(cfg.num_gpu_blocks, cfg.emit_kv_events, cfg.version);
         let watermark_blocks = (cfg.watermark * cfg.num_gpu_blocks as f64) as u32;
         Scheduler {
             cfg,
