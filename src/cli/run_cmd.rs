@@ -1,10 +1,9 @@
 //! `kvsim run [SCENARIO.yaml] [--modelservice F [--configmap F]] [--seed N] [--out DIR] [--trace FILE]`.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Args;
@@ -142,12 +141,13 @@ fn simulate_with(
     let rng = RngStreams::new(resolved.seed);
     let stream = crate::trace::spec::open_workload(&resolved.workload, &resolved.base_dir, &rng)
         .with_context(|| format!("opening the workload of scenario {}", resolved.name))?;
-    let first_error: Rc<RefCell<Option<TraceError>>> = Rc::default();
+    // Shared with the thread that may read the workload ahead.
+    let first_error: Arc<Mutex<Option<TraceError>>> = Arc::default();
     let err_slot = first_error.clone();
     let workload = stream.map_while(move |r: Result<TraceRequest, TraceError>| match r {
         Ok(r) => Some(r),
         Err(e) => {
-            *err_slot.borrow_mut() = Some(e);
+            *err_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             None
         }
     });
@@ -231,7 +231,8 @@ fn simulate_with(
     let mut progress = Bar(bar.clone());
     let run = sim.run(&mut progress);
     bar.finish_and_clear();
-    if let Some(e) = first_error.borrow_mut().take() {
+    let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(e) = first_error {
         return Err(e)
             .with_context(|| format!("reading the workload of scenario {}", resolved.name));
     }

@@ -30,6 +30,13 @@ const MIN_GAIN_TO_SPLIT: f64 = 0.1;
 /// `posted` value that tells the helper to exit.
 const QUIT: u64 = u64::MAX;
 
+/// Work the helper does while it waits for a window, a unit at a time: it
+/// looks for a window between units, so a unit should be short (µs).
+pub trait IdleWork: Send + Sync {
+    /// Does one unit; `false` when there is nothing to do now.
+    fn work_once(&self) -> bool;
+}
+
 /// What the helper runs: its own pods, then whichever of the caller's it
 /// claims first, up to `limit`.
 struct Job {
@@ -89,9 +96,9 @@ pub struct Crew {
 }
 
 impl Crew {
-    /// A helper for `n_pods` pods, which starts with every other pod; an
-    /// error if the OS gives no thread.
-    pub fn new(n_pods: usize) -> std::io::Result<Crew> {
+    /// A helper for `n_pods` pods, which starts with every other pod and does
+    /// `idle` work while it waits; an error if the OS gives no thread.
+    pub fn new(n_pods: usize, idle: Option<Arc<dyn IdleWork>>) -> std::io::Result<Crew> {
         let shared = Arc::new(Shared {
             posted: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -110,7 +117,7 @@ impl Crew {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("kvsim-pods".into())
-            .spawn(move || helper_loop(&s))?;
+            .spawn(move || helper_loop(&s, idle.as_deref()))?;
         Ok(Crew {
             shared,
             thread: Some(thread),
@@ -268,7 +275,7 @@ impl Drop for WaitOnDrop<'_> {
     }
 }
 
-fn helper_loop(shared: &Shared) {
+fn helper_loop(shared: &Shared, idle: Option<&dyn IdleWork>) {
     let mut seen = 0;
     let (mut own, mut others, mut work_ns) = (Vec::new(), Vec::new(), Vec::new());
     loop {
@@ -279,6 +286,10 @@ fn helper_loop(shared: &Shared) {
             if p != seen {
                 seen = p;
                 break;
+            }
+            if idle.is_some_and(|w| w.work_once()) {
+                idle_since = None;
+                continue;
             }
             spins = spins.wrapping_add(1);
             if spins % 256 != 0 {
@@ -343,7 +354,7 @@ mod tests {
 
     #[test]
     fn balance_splits_heaviest_first_and_only_when_uneven() {
-        let mut c = Crew::new(4).unwrap();
+        let mut c = Crew::new(4, None).unwrap();
         assert_eq!(c.on_helper, vec![false, true, false, true]);
         // Even enough (10 vs 10): no change, counts halve.
         c.work_ns = vec![6, 5, 4, 5];

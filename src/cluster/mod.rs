@@ -7,8 +7,8 @@
 //! run up to it (without P/D, all the way to the next arrival, partly on a
 //! second thread), and what they left (KV events, finished requests, KV
 //! pulls) is taken in order. Requests stream in from the workload one at a
-//! time (only the next arrival is ever queued), so memory does not grow with
-//! trace size.
+//! time (only the next arrival is ever queued, and the helper thread reads
+//! a few ahead while it waits), so memory does not grow with trace size.
 
 mod crew;
 pub mod epp_router;
@@ -16,6 +16,7 @@ pub mod key_spaces;
 pub mod kv_lag;
 pub mod lane;
 mod phase_times;
+mod read_ahead;
 pub mod router;
 #[cfg(test)]
 mod tests;
@@ -34,7 +35,9 @@ use kv_lag::EventPipeline;
 use lane::{At, Lane};
 pub use phase_times::PhaseTimes;
 use phase_times::{Phase, PhaseClock};
+use read_ahead::ReadAhead;
 use router::Router;
+use std::sync::Arc;
 
 /// How requests are routed.
 pub enum Routing {
@@ -178,12 +181,13 @@ impl Progress for () {
 }
 
 /// A configured cluster ready to replay a workload.
-pub struct Simulation<W: Iterator<Item = TraceRequest>> {
+pub struct Simulation<W: Iterator<Item = TraceRequest> + Send + 'static> {
     pods: Vec<Pod>,
     /// Per pod, its clock, inbox and output buffers.
     lanes: Vec<Lane>,
     routing: Routing,
-    workload: W,
+    /// Read ahead by the pods' helper thread, if there is one.
+    workload: Arc<ReadAhead<W>>,
     arrival_pending: bool,
     /// Scratch: which lane's call record comes next.
     output_order: Vec<(At, usize)>,
@@ -218,7 +222,7 @@ pub struct Simulation<W: Iterator<Item = TraceRequest>> {
     phase_clock: PhaseClock,
 }
 
-impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
+impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
     /// A simulation of `pods` behind `router`, replaying `workload`.
     pub fn new(
         mut pods: Vec<Pod>,
@@ -262,7 +266,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
             lanes,
             pods,
             routing,
-            workload,
+            workload: Arc::new(ReadAhead::new(workload)),
             arrival_pending: false,
             next_arrival: None,
             threads: 1,
@@ -525,7 +529,8 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
     pub fn run(mut self, progress: &mut dyn Progress) -> RunOutput {
         if self.threads > 1 && self.pods.len() > 1 && self.pd.is_none() {
             // Without a second thread, the run is the same on one.
-            self.crew = Crew::new(self.pods.len()).ok();
+            let idle: Arc<dyn crew::IdleWork> = self.workload.clone();
+            self.crew = Crew::new(self.pods.len(), Some(idle)).ok();
         }
         let mut not_finished = Vec::new();
         let mut n_events = 0u64;
@@ -595,6 +600,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 }
             }
         }
+        self.crew = None; // the helper stops
         n_events += self.lanes.iter().map(|l| l.n_events).sum::<u64>();
         progress.on_progress(self.finished.len() as u64);
         // Whatever is left lies past the horizon (or never happens).
@@ -624,7 +630,7 @@ impl<W: Iterator<Item = TraceRequest>> Simulation<W> {
                 });
             }
         }
-        for r in self.workload.by_ref() {
+        while let Some(r) = self.workload.next() {
             not_finished.push(IncompleteRequest {
                 id: r.id,
                 pod: None,
