@@ -65,6 +65,10 @@ impl QueuePos for BlockMeta {
     }
 }
 
+/// `BlockStored` payloads a pool keeps for reuse: a step stores at most a
+/// few per running request.
+const MAX_SPARE_STORED: usize = 256;
+
 /// Paged KV memory of one pod.
 #[derive(Clone, Debug)]
 pub struct BlockPool {
@@ -79,6 +83,10 @@ pub struct BlockPool {
     duplicates: BlockKeyMap<u64, Vec<u32>>,
     emit_events: bool,
     events: Vec<KvEvent>,
+    /// Payloads of `BlockStored` events read and handed back
+    /// ([`BlockPool::recycle_events`]): caching then allocates nothing.
+    #[allow(clippy::vec_box)]
+    spare_stored: Vec<Box<StoredBlocks>>,
     version: VllmVersion,
     /// Scratch buffers, kept to spare an allocation per call.
     scratch_keys: Vec<u64>,
@@ -111,6 +119,7 @@ impl BlockPool {
             duplicates: BlockKeyMap::default(),
             emit_events,
             events: Vec::new(),
+            spare_stored: Vec::new(),
             version,
             scratch_keys: Vec::new(),
             scratch_blocks: Vec::new(),
@@ -298,12 +307,24 @@ impl BlockPool {
             i += n;
         }
         if self.emit_events {
-            self.events
-                .push(KvEvent::BlockStored(Box::new(StoredBlocks {
-                    block_hashes: hashes.to_vec(),
-                    parent_block_hash: parent,
-                    block_size,
-                })));
+            let mut stored = self.spare_stored.pop().unwrap_or_default();
+            stored.block_hashes.clear();
+            stored.block_hashes.extend_from_slice(hashes);
+            stored.parent_block_hash = parent;
+            stored.block_size = block_size;
+            self.events.push(KvEvent::BlockStored(stored));
+        }
+    }
+
+    /// Empties `events`, read by now, keeping their `BlockStored` payloads
+    /// (up to [`MAX_SPARE_STORED`]) for the next events.
+    pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
+        for e in events.drain(..) {
+            if let KvEvent::BlockStored(stored) = e {
+                if self.spare_stored.len() < MAX_SPARE_STORED {
+                    self.spare_stored.push(stored);
+                }
+            }
         }
     }
 

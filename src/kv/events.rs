@@ -19,7 +19,7 @@ pub enum KvEvent {
 }
 
 /// The payload of [`KvEvent::BlockStored`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoredBlocks {
     /// Hashes of the stored blocks, parent first.
     pub block_hashes: Vec<u64>,

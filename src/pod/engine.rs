@@ -243,7 +243,7 @@ impl Pod {
 
     /// Drops the published events (their reader took them).
     pub fn clear_published_events(&mut self) {
-        self.outbox.clear();
+        self.sched.recycle_events(&mut self.outbox);
     }
 
     /// The engine's scheduler (queues, cache, stats).

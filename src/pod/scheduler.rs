@@ -367,6 +367,11 @@ impl Scheduler {
         self.pool.take_events(out);
     }
 
+    /// Empties `events`, which were read, for the pool to reuse their payloads.
+    pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
+        self.pool.recycle_events(events);
+    }
+
     /// Runs vLLM's `schedule()`.
     pub fn schedule(&mut self) -> StepPlan {
         let mut plan = StepPlan::default();
