@@ -335,8 +335,19 @@ impl KvIndex {
         self.data.len()
     }
 
+    /// The id of `model`, if it has one. An index serves one model or a
+    /// few, and this runs once per event batch and lookup: comparing a few
+    /// names beats hashing the name.
+    fn find_model(&self, model: &str) -> Option<u32> {
+        if self.models.len() <= 4 {
+            self.models.iter().position(|m| m == model).map(|i| i as u32)
+        } else {
+            self.model_ids.get(model).copied()
+        }
+    }
+
     fn model_id(&mut self, model: &str) -> u32 {
-        if let Some(&id) = self.model_ids.get(model) {
+        if let Some(id) = self.find_model(model) {
             return id;
         }
         let id = self.models.len() as u32;
@@ -375,7 +386,7 @@ impl KvIndex {
     /// `Evict(key, entries)`: removes the entries; drops the key if left empty
     /// (unless `remove_empty_keys` is off).
     pub fn evict(&mut self, model: &str, key: u64, entries: &[PodEntry]) {
-        let Some(&m) = self.model_ids.get(model) else {
+        let Some(m) = self.find_model(model) else {
             return;
         };
         self.evict_keys(m, &[key], entries);
@@ -502,7 +513,7 @@ impl KvIndex {
 
     /// Entries of one key as a lookup at `now_ns` would see them (no touch).
     pub fn entries(&self, model: &str, key: u64, now_ns: u64) -> Vec<PodEntry> {
-        let Some(&m) = self.model_ids.get(model) else {
+        let Some(m) = self.find_model(model) else {
             return Vec::new();
         };
         match &self.data {
@@ -597,7 +608,7 @@ impl KvBlockLookup for KvIndex {
         out: &mut KeyEntries,
     ) {
         out.clear();
-        let Some(&m) = self.model_ids.get(model) else {
+        let Some(m) = self.find_model(model) else {
             return;
         };
         let stop = self.cfg.stop;
@@ -637,7 +648,7 @@ impl KvIndex {
         out: &mut KeyEntries,
     ) {
         out.clear();
-        let Some(&m) = self.model_ids.get(model) else {
+        let Some(m) = self.find_model(model) else {
             return;
         };
         let stop = self.cfg.stop;
