@@ -108,6 +108,8 @@ impl KvEventLag {
 #[derive(Clone, Debug)]
 pub struct EventPipeline {
     lag: KvEventLag,
+    /// `transport_us` in whole ns (rounded up), once.
+    transport_ns: u64,
     worker_free_ns: Vec<u64>,
     worker_of_pod: Vec<usize>,
 }
@@ -126,6 +128,7 @@ impl EventPipeline {
     pub fn new(lag: KvEventLag, pod_names: &[String]) -> EventPipeline {
         let n = lag.n_workers.max(1) as usize;
         EventPipeline {
+            transport_ns: SimDuration::from_us_f64_ceil(lag.transport_us).as_ns(),
             worker_free_ns: vec![0; n],
             worker_of_pod: pod_names
                 .iter()
@@ -144,7 +147,7 @@ impl EventPipeline {
     pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();
         // Saturating, like `SimTime::add`: a huge lag means "never", not a wrap.
-        let arrive = t_ns.saturating_add(us(self.lag.transport_us));
+        let arrive = t_ns.saturating_add(self.transport_ns);
         let w = self.worker_of_pod[pod];
         let start = arrive.max(self.worker_free_ns[w]);
         let work = self.lag.per_event_us * n_events as f64 + self.lag.redis_write_rtt_us;
