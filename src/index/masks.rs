@@ -9,7 +9,7 @@
 //!
 //! Callers see every mask as a `u64` with [`PRESENT`] as bit 63.
 
-use crate::kv::dense_map::{is_dense, DenseKeyMap, Slot};
+use crate::kv::dense_map::{consecutive_in_page, DenseKeyMap, Slot};
 
 /// Bit marking a key as present, so a present key whose pods were all
 /// removed (`remove_empty_keys = false`) differs from an absent one (0).
@@ -184,14 +184,18 @@ pub enum TableRef<'a> {
 }
 
 impl TableRef<'_> {
-    /// [`DenseKeyMap::page_absent`] (every dense key of a model never
-    /// stored is absent).
+    /// [`DenseKeyMap::count_same_after`] for masks: how many of `keys`
+    /// continue `key` in its page with mask `mask`.
     #[inline]
-    pub fn page_absent(self, key: u64) -> bool {
+    pub fn count_same_after(self, key: u64, keys: &[u64], mask: u64) -> usize {
         match self {
-            TableRef::Narrow(Some(t)) => t.page_absent(key),
-            TableRef::Wide(Some(t)) => t.page_absent(key),
-            TableRef::Narrow(None) | TableRef::Wide(None) => is_dense(key),
+            TableRef::Narrow(Some(t)) => t.count_same_after(key, keys, u16::narrow(mask)),
+            TableRef::Wide(Some(t)) => t.count_same_after(key, keys, mask),
+            // No table: every key reads 0.
+            TableRef::Narrow(None) | TableRef::Wide(None) if mask == 0 => {
+                consecutive_in_page(key, keys)
+            }
+            TableRef::Narrow(None) | TableRef::Wide(None) => 0,
         }
     }
 

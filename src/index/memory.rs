@@ -36,7 +36,6 @@ use crate::epp::view::EndpointId;
 use crate::index::event::KvEvent;
 use crate::index::key_ops::{KeyBatch, KeyOp};
 use crate::index::masks::{MaskTables, MAX_POD, PRESENT};
-use crate::kv::dense_map::same_page;
 use rustc_hash::FxHashMap;
 
 /// Where a lookup stops.
@@ -340,7 +339,10 @@ impl KvIndex {
     /// names beats hashing the name.
     fn find_model(&self, model: &str) -> Option<u32> {
         if self.models.len() <= 4 {
-            self.models.iter().position(|m| m == model).map(|i| i as u32)
+            self.models
+                .iter()
+                .position(|m| m == model)
+                .map(|i| i as u32)
         } else {
             self.model_ids.get(model).copied()
         }
@@ -677,17 +679,12 @@ impl KvIndex {
                     } else {
                         return;
                     }
-                    // The keys after `k` in its page, when it holds none,
-                    // read as absent too (a new prompt's blocks): skip them.
-                    if mask == 0 && table.page_absent(k) {
-                        let n = keys[i..]
-                            .iter()
-                            .zip(k + 1..)
-                            .take_while(|&(&next, want)| next == want && same_page(next, k))
-                            .count();
-                        out.repeat_last_key(n);
-                        i += n;
-                    }
+                    // The keys that continue `k` in its page with the same
+                    // mask (a prompt's blocks, cached together or not at
+                    // all) read the same: take them at once.
+                    let n = table.count_same_after(k, &keys[i..], mask);
+                    out.repeat_last_key(n);
+                    i += n;
                 }
             }
             Store::Slots(s) => {

@@ -87,14 +87,29 @@ impl<V: Slot> DenseKeyMap<V> {
         }
     }
 
-    /// Whether `key` is dense and no key of its page ([`same_page`]) is held.
-    #[inline]
-    pub fn page_absent(&self, key: u64) -> bool {
-        is_dense(key)
-            && self
-                .page_of
-                .get((key >> PAGE_BITS) as usize)
-                .is_none_or(|&p| p == NO_PAGE)
+    /// How many of `keys` continue `key` one apart within its page
+    /// ([`consecutive_in_page`]) and read as `value` there (absent keys
+    /// read as [`Slot::EMPTY`]): a prompt's keys are mostly consecutive, so
+    /// a lookup takes such a stretch from the page at once.
+    pub fn count_same_after(&self, key: u64, keys: &[u64], value: V) -> usize {
+        let page = self
+            .page_of
+            .get((key >> PAGE_BITS) as usize)
+            .copied()
+            .filter(|&p| p != NO_PAGE && is_dense(key));
+        let Some(p) = page else {
+            return if value == V::EMPTY {
+                consecutive_in_page(key, keys)
+            } else {
+                0
+            };
+        };
+        let n = consecutive_in_page(key, keys);
+        let start = slot_index(p, key) + 1;
+        self.slots[start..start + n]
+            .iter()
+            .take_while(|&&v| v == value)
+            .count()
     }
 
     /// Replaces the value of `key` with `f(old)`; [`Slot::EMPTY`] removes
@@ -372,9 +387,18 @@ pub fn is_dense(key: u64) -> bool {
     key < DENSE_LIMIT
 }
 
-/// Whether dense keys `a` and `b` share a page (see [`DenseKeyMap::page_absent`]).
-pub fn same_page(a: u64, b: u64) -> bool {
-    a >> PAGE_BITS == b >> PAGE_BITS
+/// How many of `keys` continue dense `key` one apart (`key + 1`, `key + 2`,
+/// …) without leaving its page (0 for a key that is not dense).
+pub fn consecutive_in_page(key: u64, keys: &[u64]) -> usize {
+    if !is_dense(key) {
+        return 0;
+    }
+    let in_page = PAGE_LEN - 1 - (key as usize & (PAGE_LEN - 1));
+    keys[..keys.len().min(in_page)]
+        .iter()
+        .zip(key + 1..)
+        .take_while(|&(&k, want)| k == want)
+        .count()
 }
 
 /// Length of the run of consecutive keys, up or down, that starts `keys`
@@ -486,6 +510,22 @@ mod tests {
                 prop_assert_eq!(entries(&ranged), entries(&keyed));
                 prop_assert_eq!(ranged.len(), keyed.len());
                 prop_assert!(pages_agree(&ranged));
+            }
+            // A stretch of keys read at once, as key by key: consecutive
+            // keys within a page, with gaps and page ends in the way.
+            let mut probe: Vec<u64> = (240u64..300).chain(302..310).chain([700, 701]).collect();
+            probe.extend((DENSE_LIMIT - 3)..(DENSE_LIMIT + 2));
+            for i in 0..probe.len() {
+                let k = probe[i];
+                let want = probe[i + 1..]
+                    .iter()
+                    .zip(k + 1..)
+                    .take_while(|&(&next, want)| {
+                        next == want && is_dense(k) && next >> PAGE_BITS == k >> PAGE_BITS
+                            && m.get(next) == m.get(k)
+                    })
+                    .count();
+                prop_assert_eq!(m.count_same_after(k, &probe[i + 1..], m.get(k)), want, "key {}", k);
             }
             m.update_all(|_| u32::MAX);
             prop_assert!(m.is_empty());
