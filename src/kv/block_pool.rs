@@ -317,7 +317,7 @@ impl BlockPool {
     }
 
     /// Empties `events`, read by now, keeping their `BlockStored` payloads
-    /// (up to [`MAX_SPARE_STORED`]) for the next events.
+    /// (a few hundred at most) for the next events.
     pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
         for e in events.drain(..) {
             if let KvEvent::BlockStored(stored) = e {
