@@ -41,7 +41,8 @@ struct Source<W> {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding either lock is kept and resumed by `next`.
+    // Poisoned only by a panic already on its way: the source's panics on
+    // the reading-ahead thread are caught and kept for `next`.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

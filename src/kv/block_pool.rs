@@ -65,9 +65,11 @@ impl QueuePos for BlockMeta {
     }
 }
 
-/// `BlockStored` payloads a pool keeps for reuse: a step stores at most a
-/// few per running request.
+/// `BlockStored` payloads a pool keeps for reuse (a step stores about one
+/// per running request), and the largest hash list one may keep: a long
+/// prefill's list is not worth holding on to (bound: 1 MiB per pod).
 const MAX_SPARE_STORED: usize = 256;
+const MAX_SPARE_HASHES: usize = 512;
 
 /// Paged KV memory of one pod.
 #[derive(Clone, Debug)]
@@ -316,12 +318,14 @@ impl BlockPool {
         }
     }
 
-    /// Empties `events`, read by now, keeping their `BlockStored` payloads
-    /// (a few hundred at most) for the next events.
+    /// Empties `events`, read by now, keeping the small `BlockStored`
+    /// payloads (a few hundred at most) for the next events.
     pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
         for e in events.drain(..) {
             if let KvEvent::BlockStored(stored) = e {
-                if self.spare_stored.len() < MAX_SPARE_STORED {
+                if self.spare_stored.len() < MAX_SPARE_STORED
+                    && stored.block_hashes.capacity() <= MAX_SPARE_HASHES
+                {
                     self.spare_stored.push(stored);
                 }
             }
