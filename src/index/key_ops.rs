@@ -9,7 +9,7 @@
 //! descending runs: a span stands for dozens of keys, which the router then
 //! applies a page at a time instead of key by key.
 
-use crate::kv::dense_map::run_len;
+use crate::kv::dense_map::leading_run;
 use crate::kv::events::KvEvent;
 
 /// What a run of keys does to the pod's entries.
@@ -77,35 +77,6 @@ fn removed_key(ev: &KvEvent) -> Option<u64> {
     }
 }
 
-/// The `BlockRemoved`s that start `events` with keys one apart, all up or
-/// all down: how many (at least one; `events[0]` must be one), and whether
-/// they go down.
-fn removed_run(events: &[KvEvent]) -> (usize, bool) {
-    let mut keys = events.iter().map_while(removed_key);
-    let (Some(a), Some(b)) = (keys.next(), keys.next()) else {
-        return (1, false);
-    };
-    let down = a.checked_sub(1) == Some(b);
-    if !down && a.checked_add(1) != Some(b) {
-        return (1, false);
-    }
-    let step = |k: u64| {
-        if down {
-            k.checked_sub(1)
-        } else {
-            k.checked_add(1)
-        }
-    };
-    let (mut n, mut last) = (2, b);
-    for k in keys {
-        if step(last) != Some(k) {
-            break;
-        }
-        (n, last) = (n + 1, k);
-    }
-    (n, down)
-}
-
 /// The size of one batch in a [`KeyOpQueue`].
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchLen {
@@ -145,8 +116,7 @@ impl KeyOpQueue {
                     let keys = &s.block_hashes[..];
                     let mut k = 0;
                     while k < keys.len() {
-                        let n = run_len(&keys[k..]);
-                        let down = n > 1 && keys[k + 1] < keys[k];
+                        let (n, down) = leading_run(keys[k..].iter().copied());
                         self.push_run(&mut open, KeyOp::Store, keys[k], n as u32, down);
                         k += n;
                     }
@@ -156,7 +126,7 @@ impl KeyOpQueue {
                     // The removals that follow one key apart, in one
                     // direction, join in one step: a pool evicts a freed
                     // request's blocks in order.
-                    let (n, down) = removed_run(&events[i..]);
+                    let (n, down) = leading_run(events[i..].iter().map_while(removed_key));
                     self.push_run(&mut open, KeyOp::Remove, *block_hash, n as u32, down);
                     i += n;
                 }

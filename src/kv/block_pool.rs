@@ -8,7 +8,7 @@
 //! returns the one cached first.
 
 use super::block_key::BlockKeyMap;
-use super::dense_map::{run_len, DenseKeyMap, Slot};
+use super::dense_map::{leading_run, DenseKeyMap, Slot};
 use super::events::{KvEvent, StoredBlocks};
 use super::free_queue::{self, FreeQueue, QueuePos};
 use crate::compat::VllmVersion;
@@ -297,9 +297,9 @@ impl BlockPool {
         // duplicate. Dense keys of a prompt are consecutive: a run at a time.
         let mut i = 0;
         while i < hashes.len() {
-            let n = match run_len(&hashes[i..]) {
-                n if n > 1 && hashes[i] < hashes[i + 1] => n,
-                _ => 1, // a run going down: key by key
+            let n = match leading_run(hashes[i..].iter().copied()) {
+                (_, true) => 1, // a run going down: key by key
+                (n, false) => n,
             };
             let (run, run_blocks) = (&hashes[i..i + n], &blocks[i..i + n]);
             let duplicates = &mut self.duplicates;

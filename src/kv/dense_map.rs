@@ -92,24 +92,23 @@ impl<V: Slot> DenseKeyMap<V> {
     /// read as [`Slot::EMPTY`]): a prompt's keys are mostly consecutive, so
     /// a lookup takes such a stretch from the page at once.
     pub fn count_same_after(&self, key: u64, keys: &[u64], value: V) -> usize {
+        let n = consecutive_in_page(key, keys);
         let page = self
             .page_of
             .get((key >> PAGE_BITS) as usize)
             .copied()
-            .filter(|&p| p != NO_PAGE && is_dense(key));
-        let Some(p) = page else {
-            return if value == V::EMPTY {
-                consecutive_in_page(key, keys)
-            } else {
-                0
-            };
-        };
-        let n = consecutive_in_page(key, keys);
-        let start = slot_index(p, key) + 1;
-        self.slots[start..start + n]
-            .iter()
-            .take_while(|&&v| v == value)
-            .count()
+            .filter(|&p| p != NO_PAGE);
+        match page {
+            Some(p) => {
+                let start = slot_index(p, key) + 1;
+                self.slots[start..start + n]
+                    .iter()
+                    .take_while(|&&v| v == value)
+                    .count()
+            }
+            None if value == V::EMPTY => n,
+            None => 0,
+        }
     }
 
     /// Replaces the value of `key` with `f(old)`; [`Slot::EMPTY`] removes
@@ -404,22 +403,36 @@ pub fn consecutive_in_page(key: u64, keys: &[u64]) -> usize {
 /// Length of the run of consecutive keys, up or down, that starts `keys`
 /// (0 only for no keys).
 pub fn run_len(keys: &[u64]) -> usize {
-    let n = keys.len();
-    if n < 2 {
-        return n;
+    leading_run(keys.iter().copied()).0
+}
+
+/// The run of consecutive keys, up or down, that starts `keys`: its length
+/// (0 only for no keys) and whether it goes down (never for one key). A
+/// step past either end of the u64 range ends a run.
+pub fn leading_run(mut keys: impl Iterator<Item = u64>) -> (usize, bool) {
+    let Some(a) = keys.next() else {
+        return (0, false);
+    };
+    let Some(b) = keys.next() else {
+        return (1, false);
+    };
+    let down = a.checked_sub(1) == Some(b);
+    if !down && a.checked_add(1) != Some(b) {
+        return (1, false);
     }
-    // A step past either end of the u64 range ends a run.
-    let mut k = 1;
-    if keys[0] != u64::MAX && keys[1] == keys[0] + 1 {
-        while k < n && keys[k] != 0 && keys[k] == keys[k - 1].wrapping_add(1) {
-            k += 1;
+    let (mut n, mut last) = (2, b);
+    for k in keys {
+        let next = if down {
+            last.checked_sub(1)
+        } else {
+            last.checked_add(1)
+        };
+        if next != Some(k) {
+            break;
         }
-    } else if keys[0] != 0 && keys[1] == keys[0] - 1 {
-        while k < n && keys[k] != u64::MAX && keys[k] == keys[k - 1].wrapping_sub(1) {
-            k += 1;
-        }
+        (n, last) = (n + 1, k);
     }
-    k
+    (n, down)
 }
 
 /// Where `key` lives in page `p`.

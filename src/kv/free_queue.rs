@@ -21,11 +21,6 @@ pub const MAX_BLOCKS: u32 = (1 << 29) - 1;
 /// Positions count modulo 2^31, so that none is [`OUT`].
 const POS_MASK: u32 = (1 << 31) - 1;
 
-/// The last `n` ids of `out`.
-fn ids_of(out: &[u32], n: u32) -> &[u32] {
-    &out[out.len() - n as usize..]
-}
-
 /// Where a block's record keeps its queue position ([`OUT`] when not queued).
 pub trait QueuePos {
     fn queue_pos(&self) -> u32;
@@ -112,22 +107,18 @@ impl FreeQueue {
             out.extend_from_slice(ids);
             self.ring.drain(..n_slots);
             self.head_pos = self.head_pos.wrapping_add(n) & POS_MASK;
-            for &id in ids_of(out, n) {
-                at[id as usize].set_queue_pos(OUT);
-            }
-            self.len -= n;
-            return;
-        }
-        let mut left = n;
-        while left > 0 {
-            let b = self.ring.pop_front().expect("len counts the ring's blocks");
-            self.head_pos = self.head_pos.wrapping_add(1) & POS_MASK;
-            if b != HOLE {
-                out.push(b);
-                left -= 1;
+        } else {
+            let mut left = n;
+            while left > 0 {
+                let b = self.ring.pop_front().expect("len counts the ring's blocks");
+                self.head_pos = self.head_pos.wrapping_add(1) & POS_MASK;
+                if b != HOLE {
+                    out.push(b);
+                    left -= 1;
+                }
             }
         }
-        for &b in ids_of(out, n) {
+        for &b in &out[out.len() - n_slots..] {
             at[b as usize].set_queue_pos(OUT);
         }
         self.len -= n;
