@@ -256,6 +256,12 @@ impl EppRouter {
         self.index.is_some() && self.source == IndexSource::Events
     }
 
+    /// Whether routing reads the pods' caches as they are: the oracle index,
+    /// or the decision log's record of each candidate's cached prefix.
+    pub fn reads_pod_caches(&self) -> bool {
+        self.log.is_some() || (self.index.is_some() && self.source == IndexSource::Oracle)
+    }
+
     /// Non-fatal configuration notes.
     pub fn warnings(&self) -> &[String] {
         &self.warnings

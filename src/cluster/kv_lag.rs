@@ -143,6 +143,13 @@ impl EventPipeline {
         &self.lag
     }
 
+    /// The least time from a batch's publication to its application.
+    pub fn min_delay_ns(&self) -> u64 {
+        let work = self.lag.per_event_us + self.lag.redis_write_rtt_us;
+        self.transport_ns
+            .saturating_add(SimDuration::from_us_f64_ceil(work).as_ns())
+    }
+
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
     pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();

@@ -18,14 +18,16 @@ use crate::pod::request::PodRequest;
 use crate::pod::scheduler::{Finished, KvLoad, ReqSlot};
 
 /// Where an event sits in the event order: time, then class (see
-/// [`crate::engine::queue`]). Ties between lanes go to the lower pod index;
-/// a router event goes before lane events of the same key.
+/// [`crate::engine::queue`]). Ties between lanes go to the earlier dispatch,
+/// then the lower pod index; a router event goes before lane events of the
+/// same key.
 pub type At = (SimTime, EventClass);
 
 /// Past every event: run a lane to its end.
 pub const END: At = (SimTime(u64::MAX), EventClass::Arrival);
 
-/// A request on its way to the pod: dispatched at `at`, in routing order.
+/// A request on its way to the pod: reaching it at `at`, `seq`-th of all
+/// the router's dispatches.
 #[derive(Debug)]
 struct Inbound {
     at: SimTime,
@@ -56,6 +58,10 @@ impl Ord for Inbound {
 pub struct CallRecord {
     /// When the call happened.
     pub at: At,
+    /// For a dispatch, its place among all the router's dispatches (0 for
+    /// other calls): the cluster takes records of one instant and class in
+    /// dispatch order, whichever lanes they are on, and others by pod.
+    pub dispatch_seq: u64,
     /// KV events the pod published (kept as key runs only if the lane keeps events).
     pub events: BatchLen,
     /// KV pulls to start (P/D decode side).
@@ -122,7 +128,6 @@ impl ScrapeClock {
 pub struct Lane {
     step_end: Option<SimTime>,
     inbox: BinaryHeap<Reverse<Inbound>>,
-    n_inbound: u64,
     scrape: Option<ScrapeClock>,
     records: VecDeque<CallRecord>,
     /// The pod's KV events as key runs (kept only for a router with an index).
@@ -160,14 +165,11 @@ impl Lane {
         }
     }
 
-    /// Queues `req` to reach the pod at `at` (after earlier dispatches of the same instant).
-    pub fn dispatch(&mut self, at: SimTime, req: Box<PodRequest>) {
-        self.inbox.push(Reverse(Inbound {
-            at,
-            seq: self.n_inbound,
-            req,
-        }));
-        self.n_inbound += 1;
+    /// Queues `req` to reach the pod at `at`, as the router's `seq`-th
+    /// dispatch (seqs increase from call to call; of the same instant, the
+    /// lower seq reaches the pod first).
+    pub fn dispatch(&mut self, at: SimTime, seq: u64, req: Box<PodRequest>) {
+        self.inbox.push(Reverse(Inbound { at, seq, req }));
     }
 
     /// Runs every lane event before `limit`.
@@ -182,7 +184,7 @@ impl Lane {
         self.n_events += 1;
         self.take_scrape(pod, at);
         let (now, class) = at;
-        let mut n_finished = 0;
+        let (mut n_finished, mut dispatch_seq) = (0, 0);
         if class == EventClass::StepEnd {
             let out = pod.on_step_end(now);
             self.step_end = out.next_step_end;
@@ -190,11 +192,12 @@ impl Lane {
             self.finished.extend(out.finished);
         } else {
             let Reverse(i) = self.inbox.pop().expect("a dispatch is due");
+            dispatch_seq = i.seq;
             if let Some(end) = pod.add_request(*i.req, now) {
                 self.step_end = Some(end);
             }
         }
-        self.record(pod, at, n_finished);
+        self.record(pod, at, dispatch_seq, n_finished);
     }
 
     /// P/D decode side: the pull of `slot` completed.
@@ -203,7 +206,7 @@ impl Lane {
         if let Some(end) = pod.kv_received(slot, at.0) {
             self.step_end = Some(end);
         }
-        self.record(pod, at, 0);
+        self.record(pod, at, 0, 0);
     }
 
     /// P/D prefill side: frees the blocks held for `request_id`; whether any were held.
@@ -212,7 +215,7 @@ impl Lane {
         let (freed, end) = pod.release_held(request_id, at.0);
         if let Some(end) = end {
             self.step_end = Some(end);
-            self.record(pod, at, 0);
+            self.record(pod, at, 0, 0);
         }
         freed
     }
@@ -243,7 +246,7 @@ impl Lane {
         }
     }
 
-    fn record(&mut self, pod: &mut Pod, at: At, n_finished: usize) {
+    fn record(&mut self, pod: &mut Pod, at: At, dispatch_seq: u64, n_finished: usize) {
         if n_finished == 0 && !pod.has_outputs() {
             return; // most steps: nothing for the cluster
         }
@@ -259,6 +262,7 @@ impl Lane {
         let loads = pod.take_kv_loads();
         let rec = CallRecord {
             at,
+            dispatch_seq,
             events,
             n_loads: loads.len(),
             n_finished,

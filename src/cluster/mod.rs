@@ -5,7 +5,8 @@
 //! requests dispatched to it run on its [`Lane`]; both follow the one order
 //! defined in [`crate::engine::queue`]. Before each router event the pods
 //! run up to it (without P/D, all the way to the next arrival, partly on a
-//! second thread), and what they left (KV events, finished requests, KV
+//! second thread, and past the dispatches of its instant when the router
+//! cannot see them), and what they left (KV events, finished requests, KV
 //! pulls) is taken in order. Requests stream in from the workload one at a
 //! time (only the next arrival is ever queued, and the helper thread reads
 //! a few ahead while it waits), so memory does not grow with trace size.
@@ -189,9 +190,14 @@ pub struct Simulation<W: Iterator<Item = TraceRequest> + Send + 'static> {
     /// Read ahead by the pods' helper thread, if there is one.
     workload: Arc<ReadAhead<W>>,
     arrival_pending: bool,
-    /// Scratch: which lane's call record comes next, as (time, class, pod)
-    /// packed into one integer (cheaper to sort than the tuple).
-    output_order: Vec<u128>,
+    /// Scratch: which lane's call record comes next, as (time, class,
+    /// dispatch seq) packed into one integer, and the pod.
+    output_order: Vec<(u128, u32)>,
+    /// Dispatches sent so far (the next one's seq).
+    n_dispatched: u64,
+    /// Lanes run before an arrival only to its instant's dispatches
+    /// ([`Simulation::barrier_class`]).
+    barrier_class: EventClass,
     /// Threads the pods may run on.
     threads: usize,
     /// Runs some pods on a second thread (none: all on this one).
@@ -253,6 +259,7 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             Routing::Simple(_) => None,
         };
         let keep_events = matches!(&routing, Routing::Epp { router, .. } if router.has_index());
+        let barrier_class = Self::barrier_class(&routing);
         let lanes = pods
             .iter()
             .map(|_| {
@@ -273,6 +280,8 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             threads: 1,
             crew: None,
             output_order: Vec::new(),
+            n_dispatched: 0,
+            barrier_class,
             pods_ran_to: None,
             queue: EventQueue::new(),
             index_updates: EventQueue::new(),
@@ -311,10 +320,49 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         self
     }
 
+    /// Runs the pods up to each arrival including the dispatches of its
+    /// instant, as if the router could see them (tests compare the two).
+    #[cfg(test)]
+    fn without_deferred_dispatches(mut self) -> Self {
+        self.barrier_class = EventClass::Arrival;
+        self
+    }
+
     /// Stops processing events after `t` (requests still in flight are reported).
     pub fn with_horizon(mut self, t: Option<SimTime>) -> Self {
         self.horizon = t;
         self
+    }
+
+    /// Up to which event of an arrival's instant the pods must run before
+    /// the router routes it. A dispatch at that very instant (routed there
+    /// with no delay) can only matter to the routing through its KV events
+    /// (which reach the index after a lag), the pods' caches (read only by
+    /// the oracle index and the decision log) or a finished request (not
+    /// before the step it starts ends); the instant's metrics scrape comes
+    /// before dispatches. So when none of those can reach the router at
+    /// once, the instant's dispatches wait for the next window: a burst of
+    /// arrivals (the Mooncake traces put ~10 in each millisecond they use)
+    /// is routed in one go, and the pods then take their requests side by
+    /// side rather than one window each.
+    fn barrier_class(routing: &Routing) -> EventClass {
+        let sees_dispatch_at_once = match routing {
+            Routing::Simple(_) => false,
+            Routing::Epp {
+                router, pipeline, ..
+            } => router.reads_pod_caches() || (router.has_index() && pipeline.min_delay_ns() == 0),
+        };
+        if sees_dispatch_at_once {
+            EventClass::Arrival
+        } else {
+            EventClass::Dispatch
+        }
+    }
+
+    /// Queues `req` for `pod` at `at`, as the next dispatch.
+    fn dispatch(&mut self, pod: u32, at: SimTime, req: Box<PodRequest>) {
+        self.lanes[pod as usize].dispatch(at, self.n_dispatched, req);
+        self.n_dispatched += 1;
     }
 
     fn push_next_arrival(&mut self) {
@@ -338,16 +386,18 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         order.clear();
         for (p, lane) in self.lanes.iter().enumerate() {
             order.extend(lane.records().map(|r| {
-                let ((t, class), p) = (r.at, p as u128);
-                (u128::from(t.as_ns()) << 64) | ((class as u128) << 32) | p
+                let (t, class) = r.at;
+                let key = (u128::from(t.as_ns()) << 64)
+                    | ((class as u128) << 61)
+                    | u128::from(r.dispatch_seq & ((1 << 61) - 1));
+                (key, p as u32)
             }));
         }
         // A lane's records are in order already and take turns from its
         // front, so equal keys of one lane need no order among themselves.
         order.sort_unstable();
-        for &key in &order {
-            let p = key as u32 as usize;
-            let pod = p as u32;
+        for &(_, pod) in &order {
+            let p = pod as usize;
             let rec = self.lanes[p].take_record().expect("peeked");
             let now = rec.at.0;
             // KV events, late, to the router's index (lanes keep them only
@@ -452,7 +502,8 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             return;
         };
         if let Some(leg) = f.decode_leg.take() {
-            self.lanes[f.decode as usize].dispatch(now, leg);
+            let decode = f.decode;
+            self.dispatch(decode, now, leg);
         }
         if let Some(t) = self.pd.as_ref().and_then(|pd| pd.hold_timeout) {
             self.queue.push(
@@ -468,8 +519,9 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
 
     /// Runs pod events that come before the router's next event `head`
     /// (or `stop`); whether any ran. Without P/D, pods affect one another
-    /// only through routing, so every pod runs up to the next arrival, side
-    /// by side on the worker threads; with P/D, one event at a time in
+    /// only through routing, so every pod runs up to the next arrival (or
+    /// its instant's dispatches, [`Simulation::barrier_class`]), side by
+    /// side on the worker threads; with P/D, one event at a time in
     /// event order, as a finished prefill or a started pull reaches another
     /// pod at once.
     fn run_pods(&mut self, head: Option<At>, stop: At, progress: &mut dyn Progress) -> bool {
@@ -488,7 +540,7 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         }
         let barrier = self
             .next_arrival
-            .map(|t| (t, EventClass::Arrival))
+            .map(|t| (t, self.barrier_class))
             .filter(|&a| a < stop)
             .unwrap_or(stop);
         if self.pods_ran_to == Some(barrier) {
@@ -777,7 +829,7 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         let delay = self.routing_latency
             + self.index_lookup
             + self.pods[first_pod as usize].admission_overhead(first_leg.prompt_len);
-        self.lanes[first_pod as usize].dispatch(now.add(delay), Box::new(first_leg));
+        self.dispatch(first_pod, now.add(delay), Box::new(first_leg));
     }
 
     /// A copy of `req` hashed for `pod` (its block size and hasher may differ).

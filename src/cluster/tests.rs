@@ -869,9 +869,9 @@ fn a_lane_runs_its_events_in_order_up_to_the_limit() {
     };
     let ms = |x: u64| SimTime(x * 1_000_000);
     let mut lane = Lane::new(Some(1_000_000));
-    lane.dispatch(ms(1), req(&pod, 1, 64));
-    lane.dispatch(ms(1), req(&pod, 2, 64));
-    lane.dispatch(ms(0), req(&pod, 0, 4096));
+    lane.dispatch(ms(1), 0, req(&pod, 1, 64));
+    lane.dispatch(ms(1), 1, req(&pod, 2, 64));
+    lane.dispatch(ms(0), 2, req(&pod, 0, 4096));
     assert_eq!(lane.next_at(), Some((ms(0), EventClass::Dispatch)));
     lane.run_until(&mut pod, (ms(0), EventClass::Arrival));
     // Request 0's first step is in flight; 1 and 2 wait in the inbox.
@@ -886,4 +886,179 @@ fn a_lane_runs_its_events_in_order_up_to_the_limit() {
     // The 1 ms scrape saw request 0 running and nothing waiting yet.
     let m = lane.metrics_before(&pod, (ms(1), EventClass::Arrival));
     assert_eq!((m.running, m.waiting, m.at_ns), (1, 0, 1_000_000));
+}
+
+/// Bursts of `per_burst` requests arriving at the same instant, `gap_ns`
+/// apart, each sharing one of three long prefixes.
+fn bursts(n_bursts: u64, per_burst: u64, gap_ns: u64) -> Vec<TraceRequest> {
+    (0..n_bursts * per_burst)
+        .map(|id| {
+            let group = id % 3;
+            let mut ids: Vec<u64> = (0..8).map(|k| group * 100 + k).collect();
+            ids.push(1_000_000 + id);
+            TraceRequest {
+                id,
+                arrival_ns: id / per_burst * gap_ns,
+                prompt: Prompt::HashIds {
+                    ids,
+                    tokens_per_id: 64,
+                    n_tokens: 9 * 64 - 5,
+                },
+                output_len: 20 + (id % 7) as u32 * 30,
+                session_id: None,
+                cache_salt: None,
+                output_token_ids: None,
+            }
+        })
+        .collect()
+}
+
+/// 4 pods behind the precise scorer with load terms, no routing latency:
+/// every dispatch lands at its arrival's instant.
+fn burst_simulation(
+    gap_ns: u64,
+    lag: KvEventLag,
+    options: super::epp_router::IndexOptions,
+    decision_log: bool,
+) -> Simulation<std::vec::IntoIter<TraceRequest>> {
+    let text = "pods:\n  - {count: 4, gpu: H100, model: Llama-3.2-1B, vllm: {num_gpu_blocks_override: 300}}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let mut resolved = resolve(text);
+    // The scenario names no router: switch on the pods' KV events here.
+    resolved.kv_events_enabled = true;
+    let rng = RngStreams::new(3);
+    let pods = resolved.build_pods(&rng);
+    let cfg = crate::epp::config::load_yaml(
+        "plugins:
+- type: precise-prefix-cache-scorer
+  parameters: {tokenProcessorConfig: {blockSize: 16}}
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: precise-prefix-cache-scorer, weight: 3}
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: max-score-picker}
+",
+    )
+    .unwrap();
+    let names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+    let router = super::epp_router::EppRouter::new(
+        cfg,
+        &pods,
+        "m".into(),
+        rng.stream("epp.picker"),
+        decision_log,
+        options,
+    );
+    let routing = Routing::Epp {
+        router: Box::new(router),
+        pipeline: EventPipeline::new(lag, &names),
+        refresh: SimDuration::from_ms(50),
+    };
+    Simulation::new(
+        pods,
+        routing,
+        bursts(12, 7, gap_ns).into_iter(),
+        SimDuration::ZERO,
+    )
+}
+
+/// The pods take a burst's dispatches in the next window only when the
+/// router cannot see them at once.
+#[test]
+fn same_instant_dispatches_wait_only_when_the_router_cannot_see_them() {
+    use super::epp_router::{IndexOptions, IndexSource};
+    use crate::engine::queue::EventClass;
+    let events = IndexOptions::default();
+    let oracle = IndexOptions {
+        source: IndexSource::Oracle,
+        ..IndexOptions::default()
+    };
+    let lagged = KvEventLag::default();
+    for (lag, options, log, class) in [
+        (lagged.clone(), events, false, EventClass::Dispatch),
+        (KvEventLag::zero(), events, false, EventClass::Arrival),
+        (lagged.clone(), oracle, false, EventClass::Arrival),
+        (lagged.clone(), events, true, EventClass::Arrival),
+    ] {
+        let sim = burst_simulation(1_000_000_000, lag.clone(), options, log);
+        assert_eq!(sim.barrier_class, class, "{lag:?} {options:?} log {log}");
+    }
+    let pods = resolve("pods:\n  - {count: 2, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n")
+        .build_pods(&RngStreams::new(1));
+    let simple = Routing::Simple(Router::RoundRobin { next: 0 });
+    assert_eq!(
+        Simulation::new(pods, simple, Vec::new().into_iter(), SimDuration::ZERO).barrier_class,
+        EventClass::Dispatch
+    );
+}
+
+/// Routing a burst before its dispatches reach the pods changes nothing:
+/// the same run as taking each dispatch before the next arrival, on one
+/// thread and two.
+#[test]
+fn routing_a_burst_before_its_dispatches_gives_the_same_run() {
+    let run = |threads: usize, deferred: bool| {
+        let sim = burst_simulation(
+            2_000_000_000,
+            KvEventLag::default(),
+            Default::default(),
+            false,
+        )
+        .with_threads(threads);
+        let sim = if deferred {
+            sim
+        } else {
+            sim.without_deferred_dispatches()
+        };
+        let out = sim.run(&mut Monotone(0));
+        assert!(out.not_finished.is_empty());
+        // The bursts spread over the pods and find cached prefixes.
+        let pods: std::collections::BTreeSet<u32> = out.finished.iter().map(|c| c.pod).collect();
+        assert_eq!(pods.len(), 4);
+        let hits = out
+            .finished
+            .iter()
+            .filter(|c| c.req.num_cached_tokens > Some(0));
+        assert!(hits.count() > 40);
+        format!("{out:?}")
+    };
+    let reference = run(1, false);
+    for (threads, deferred) in [(1, true), (2, true), (2, false)] {
+        assert!(
+            run(threads, deferred) == reference,
+            "threads {threads} deferred {deferred}"
+        );
+    }
+}
+
+/// KV events published at one instant by dispatches on different pods
+/// (pods that publish as their pools change) queue for the index in
+/// dispatch order, not pod order: with one index worker, the batch of the
+/// pod dispatched to first is applied first.
+#[test]
+fn same_instant_dispatch_records_are_taken_in_dispatch_order() {
+    use crate::engine::queue::EventClass;
+    let one_worker = KvEventLag {
+        publish: super::kv_lag::PublishPoint::Immediate,
+        n_workers: 1,
+        ..KvEventLag::default()
+    };
+    let mut sim = burst_simulation(1_000_000_000, one_worker, Default::default(), false);
+    let at = SimTime(5);
+    for (pod, tr) in [3u32, 0, 2].into_iter().zip(bursts(1, 3, 0)) {
+        let req = sim.build_request(tr, pod as usize);
+        sim.dispatch(pod, at, Box::new(req));
+    }
+    let limit = (SimTime(6), EventClass::Arrival);
+    assert!(sim.run_pods(None, limit, &mut ()));
+    let mut applied = Vec::new();
+    while let Some((k, (pod, _))) = sim.index_updates.pop() {
+        applied.push((k.time, pod));
+    }
+    assert_eq!(applied.iter().map(|a| a.1).collect::<Vec<_>>(), [3, 0, 2]);
+    assert!(applied[0].0 < applied[1].0 && applied[1].0 < applied[2].0);
 }

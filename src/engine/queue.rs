@@ -10,10 +10,15 @@
 //!   dispatched to it, kept by the pod's lane in `cluster::lane` and run in
 //!   the same `(time, class)` order);
 //! - what pods' calls leave for the router (KV events, finished requests, KV
-//!   pulls) is taken in `(time, class, pod index, call)` order.
+//!   pulls) is taken in `(time, class, dispatch order, pod index, call)`
+//!   order, where dispatch order ranks a dispatch's call among all the
+//!   router's dispatches (other calls rank equal).
 //!
 //! An event scheduled for the current instant in an earlier class (a
-//! zero-latency dispatch made by an arrival) takes effect next.
+//! zero-latency dispatch made by an arrival) takes effect next. The cluster
+//! may run such a dispatch only after the instant's later arrivals are
+//! routed when the router cannot observe it before then (see
+//! `Simulation::barrier_class` in `cluster`): the result is the same.
 //!
 //! Classes without events of their own still place work: a metrics scrape
 //! ([`EventClass::MetricsScrape`]) is what a pod's lane snapshots at each
