@@ -154,6 +154,21 @@ pub trait KvBlockLookup {
         now_ns: u64,
         out: &mut KeyEntries,
     );
+
+    /// [`KvBlockLookup::lookup`] for a longest-prefix match, which reads no
+    /// key after the first that no pod of `pods` holds along with every key
+    /// before it. An index whose lookups change nothing may stop there; one
+    /// that refreshes recency or purges entries reads on, as upstream does.
+    fn lookup_prefix(
+        &mut self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        self.lookup(model, keys, pods, now_ns, out);
+    }
 }
 
 /// Write access for speculative entries (PreRequest of the precise scorer).

@@ -636,6 +636,22 @@ impl KvBlockLookup for KvIndex {
             }
         }
     }
+
+    /// The mask store changes nothing on a lookup, so it stops where the
+    /// prefix of every pod asked for has ended.
+    fn lookup_prefix(
+        &mut self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        match self.data {
+            Store::Masks(_) => self.read(model, keys, pods, now_ns, true, out),
+            Store::Slots(_) => self.lookup(model, keys, pods, now_ns, out),
+        }
+    }
 }
 
 impl KvIndex {
@@ -647,6 +663,20 @@ impl KvIndex {
         keys: &[u64],
         pods: &[EndpointId],
         now_ns: u64,
+        out: &mut KeyEntries,
+    ) {
+        self.read(model, keys, pods, now_ns, false, out);
+    }
+
+    /// [`KvIndex::peek`]; with `prefix_only`, the mask store stops after
+    /// the key that leaves no pod of `pods` holding every key so far.
+    fn read(
+        &self,
+        model: &str,
+        keys: &[u64],
+        pods: &[EndpointId],
+        now_ns: u64,
+        prefix_only: bool,
         out: &mut KeyEntries,
     ) {
         out.clear();
@@ -665,6 +695,8 @@ impl KvIndex {
                 };
                 let table = ms.table(m);
                 let mut last = None;
+                // The wanted pods holding every key so far.
+                let mut prefix_pods = wanted;
                 let mut i = 0;
                 while i < keys.len() {
                     let k = keys[i];
@@ -685,6 +717,10 @@ impl KvIndex {
                     let n = table.count_same_after(k, &keys[i..], mask);
                     out.repeat_last_key(n);
                     i += n;
+                    prefix_pods &= mask;
+                    if prefix_only && prefix_pods & !PRESENT == 0 {
+                        return;
+                    }
                 }
             }
             Store::Slots(s) => {
@@ -1011,6 +1047,10 @@ mod store_equivalence {
         let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
         let mut out = KeyEntries::default();
         ix.lookup("m", keys, &pods, now, &mut out);
+        sorted_entries(&out)
+    }
+
+    fn sorted_entries(out: &KeyEntries) -> Vec<Vec<PodEntry>> {
         (0..out.n_keys())
             .map(|i| {
                 let mut v = out.key(i).to_vec();
@@ -1018,6 +1058,30 @@ mod store_equivalence {
                 v
             })
             .collect()
+    }
+
+    fn prefix_lookup(ix: &mut KvIndex, keys: &[u64], pods: &[u32], now: u64) -> KeyEntries {
+        let pods: Vec<EndpointId> = pods.iter().map(|&p| EndpointId(p)).collect();
+        let mut out = KeyEntries::default();
+        ix.lookup_prefix("m", keys, &pods, now, &mut out);
+        out
+    }
+
+    /// Per pod (in pod order), its tier-weighted and plain longest prefix.
+    fn longest(entries: &KeyEntries, n_keys: usize) -> Vec<(u32, u64, u32)> {
+        let mut out = Vec::new();
+        crate::epp::scorer::precise_prefix::longest_prefix(
+            entries,
+            n_keys,
+            &Default::default(),
+            &mut out,
+        );
+        let mut v: Vec<_> = out
+            .iter()
+            .map(|p| (p.pod.0, p.weighted.to_bits(), p.blocks))
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]
@@ -1090,10 +1154,15 @@ mod store_equivalence {
                 }
                 for ix in &mut fast {
                     if let Op::Lookup(keys, pods, now) = &op {
-                        prop_assert_eq!(
-                            sorted_lookup(&mut general, keys, pods, *now),
-                            sorted_lookup(ix, keys, pods, *now)
-                        );
+                        let full = sorted_lookup(&mut general, keys, pods, *now);
+                        prop_assert_eq!(&full, &sorted_lookup(ix, keys, pods, *now));
+                        // A prefix lookup reads a prefix of the keys, and
+                        // the longest prefixes found there are the same.
+                        let prefix = prefix_lookup(ix, keys, pods, *now);
+                        let prefix_keys = sorted_entries(&prefix);
+                        prop_assert_eq!(&full[..prefix_keys.len()], &prefix_keys[..]);
+                        let whole = prefix_lookup(&mut general, keys, pods, *now);
+                        prop_assert_eq!(longest(&whole, keys.len()), longest(&prefix, keys.len()));
                     }
                     prop_assert_eq!(general.n_keys(), ix.n_keys());
                 }

@@ -224,7 +224,7 @@ impl Scorer for PrecisePrefixScorer {
         if let (Some(index), false) = (ctx.kv_index.as_deref_mut(), req.block_keys.is_empty()) {
             self.pods.clear();
             self.pods.extend(eps.iter().map(|e| e.id));
-            index.lookup(
+            index.lookup_prefix(
                 req.model,
                 req.block_keys,
                 &self.pods,
