@@ -228,9 +228,11 @@ pub struct CycleState {
 }
 
 impl CycleState {
-    /// Forgets everything (start of a cycle).
+    /// Forgets everything (start of a cycle), keeping the maps' memory.
     pub fn clear(&mut self) {
-        self.prefix.clear();
+        for (_, m) in &mut self.prefix {
+            m.clear();
+        }
     }
 
     /// Records `info` for `ep` as produced by `source`.
