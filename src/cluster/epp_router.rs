@@ -13,7 +13,7 @@ use crate::epp::plugin::{KvBlockLookup, PreRequestContext, SchedulingContext, Sp
 use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
 use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, TokenPrompt};
 use crate::index::key_ops::KeyBatch;
-use crate::index::{IndexConfig, KvIndex};
+use crate::index::{IndexConfig, KvIndex, ModelId};
 use crate::kv::hasher::{prompt_token_at, BlockHasher};
 use crate::pod::engine::Pod;
 use crate::pod::request::PromptKeys;
@@ -111,6 +111,8 @@ pub struct EppRouter {
     source: IndexSource,
     sched: EppScheduler,
     index: Option<KvIndex>,
+    /// The model's id in `index`.
+    index_model: Option<ModelId>,
     model: String,
     /// The last prompt's keys, as the router and as each pod hashes them.
     spaces: KeySpaces,
@@ -175,7 +177,7 @@ impl EppRouter {
             .first()
             .map_or("", |(_, s)| s.hash_seed.as_str())
             .to_string();
-        let (index, index_block_size) = match cfg.precise_prefix.first() {
+        let (mut index, index_block_size) = match cfg.precise_prefix.first() {
             Some((pc, settings)) => {
                 let icfg = IndexConfig {
                     size: settings.size as usize,
@@ -198,6 +200,7 @@ impl EppRouter {
             }
             None => (None, 16),
         };
+        let index_model = index.as_mut().map(|ix| ix.intern_model(&model));
         let spaces = KeySpaces::new(options.keys, pods, index_block_size, &hash_seed);
         let mut warnings = cfg.warnings;
         let unlike = spaces.pods_hashing_unlike_router();
@@ -235,6 +238,7 @@ impl EppRouter {
             source: options.source,
             sched: cfg.scheduler,
             index,
+            index_model,
             model,
             spaces,
             rng,
@@ -274,8 +278,8 @@ impl EppRouter {
 
     /// Applies a batch of a pod's KV events to the index.
     pub fn apply_events(&mut self, pod: u32, batch: KeyBatch<'_>) {
-        if let Some(ix) = &mut self.index {
-            ix.apply_key_batch(EndpointId(pod), &self.model, batch);
+        if let (Some(ix), Some(m)) = (&mut self.index, self.index_model) {
+            ix.apply_key_batch(EndpointId(pod), m, batch);
         }
     }
 

@@ -38,6 +38,10 @@ use crate::index::key_ops::{KeyBatch, KeyOp};
 use crate::index::masks::{MaskTables, MAX_POD, PRESENT};
 use rustc_hash::FxHashMap;
 
+/// A model as the index numbers it ([`KvIndex::intern_model`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ModelId(u32);
+
 /// Where a lookup stops.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum LookupStop {
@@ -457,10 +461,16 @@ impl KvIndex {
         }
     }
 
+    /// `model`'s id, for the calls that take one instead of the name (the
+    /// name's lookup costs more than a small batch of events).
+    pub fn intern_model(&mut self, model: &str) -> ModelId {
+        ModelId(self.model_id(model))
+    }
+
     /// Applies a batch of a vLLM engine's events reduced to key runs (the
     /// simulator's path; GPU tier): the same as applying the events.
-    pub fn apply_key_batch(&mut self, pod: EndpointId, model: &str, batch: KeyBatch<'_>) {
-        let m = self.model_id(model);
+    pub fn apply_key_batch(&mut self, pod: EndpointId, model: ModelId, batch: KeyBatch<'_>) {
+        let m = model.0;
         let e = PodEntry {
             pod,
             tier: Tier::Gpu,
@@ -1146,7 +1156,8 @@ mod store_equivalence {
                         Op::Engine(p, batch) if i > 0 => {
                             let mut q = KeyOpQueue::default();
                             let len = q.push_events(&engine_events(batch));
-                            ix.apply_key_batch(EndpointId(*p), "m", q.take(len));
+                            let m = ix.intern_model("m");
+                            ix.apply_key_batch(EndpointId(*p), m, q.take(len));
                         }
                         Op::Engine(..) => {}
                         Op::Lookup(..) => {}

@@ -17,4 +17,4 @@ mod masks;
 pub mod memory;
 
 pub use event::KvEvent;
-pub use memory::{ClearedPolicy, IndexConfig, KvIndex, LookupStop};
+pub use memory::{ClearedPolicy, IndexConfig, KvIndex, LookupStop, ModelId};
