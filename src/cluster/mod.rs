@@ -191,8 +191,8 @@ pub struct Simulation<W: Iterator<Item = TraceRequest> + Send + 'static> {
     workload: Arc<ReadAhead<W>>,
     arrival_pending: bool,
     /// Scratch: which lane's call record comes next, as (time, class,
-    /// dispatch seq) packed into one integer, and the pod.
-    output_order: Vec<(u128, u32)>,
+    /// dispatch seq, pod) packed into one integer.
+    output_order: Vec<u128>,
     /// Dispatches sent so far (the next one's seq).
     n_dispatched: u64,
     /// Lanes run before an arrival only to its instant's dispatches
@@ -384,19 +384,25 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         let span = self.phase_clock.start();
         let mut order = std::mem::take(&mut self.output_order);
         order.clear();
+        // One integer per record: time, class, dispatch seq (its low bits:
+        // seqs of one instant are close), pod.
+        let pod_bits = usize::BITS - self.lanes.len().leading_zeros();
+        let seq_mask = (1u64 << (61 - pod_bits)) - 1;
         for (p, lane) in self.lanes.iter().enumerate() {
             order.extend(lane.records().map(|r| {
                 let (t, class) = r.at;
-                let key = (u128::from(t.as_ns()) << 64)
+                (u128::from(t.as_ns()) << 64)
                     | ((class as u128) << 61)
-                    | u128::from(r.dispatch_seq & ((1 << 61) - 1));
-                (key, p as u32)
+                    | (u128::from(r.dispatch_seq & seq_mask) << pod_bits)
+                    | p as u128
             }));
         }
         // A lane's records are in order already and take turns from its
         // front, so equal keys of one lane need no order among themselves.
         order.sort_unstable();
-        for &(_, pod) in &order {
+        let pod_mask = (1u128 << pod_bits) - 1;
+        for &key in &order {
+            let pod = (key & pod_mask) as u32;
             let p = pod as usize;
             let rec = self.lanes[p].take_record().expect("peeked");
             let now = rec.at.0;
@@ -413,10 +419,12 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
                         .push(SimTime(t), EventClass::IndexUpdate, (pod, rec.events));
                 }
             }
-            let loads = self.lanes[p].take_loads(rec.n_loads);
-            let finished = self.lanes[p].take_finished(rec.n_finished);
-            self.start_pulls(pod, loads, now);
-            if !finished.is_empty() {
+            if rec.n_loads > 0 {
+                let loads = self.lanes[p].take_loads(rec.n_loads);
+                self.start_pulls(pod, loads, now);
+            }
+            if rec.n_finished > 0 {
+                let finished = self.lanes[p].take_finished(rec.n_finished);
                 self.take_finished(pod, finished, now, progress);
             }
         }
