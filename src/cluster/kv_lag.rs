@@ -10,9 +10,14 @@
 //! visible to lookups when its worker finishes it. Per pod, batches are
 //! therefore applied in publish order.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
-use crate::engine::time::SimDuration;
+use super::lane::At;
+use crate::engine::queue::EventClass;
+use crate::engine::time::{SimDuration, SimTime};
+use crate::index::key_ops::BatchLen;
 
 /// When a pod's events leave the pod.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,9 +107,10 @@ impl KvEventLag {
     }
 }
 
-/// The workers' queues: computes when each published batch becomes visible.
-/// The batches themselves wait in their lane ([`super::lane::Lane::key_ops`]):
-/// a pod's batches are applied in publish order.
+/// The workers' queues: when each published batch becomes visible, and the
+/// batches (pod and size) in the order they do. The batches' events wait in
+/// their lane ([`super::lane::Lane::key_ops`]): a pod's batches are applied
+/// in publish order.
 #[derive(Clone, Debug)]
 pub struct EventPipeline {
     lag: KvEventLag,
@@ -112,6 +118,21 @@ pub struct EventPipeline {
     transport_ns: u64,
     worker_free_ns: Vec<u64>,
     worker_of_pod: Vec<usize>,
+    /// Per worker, its batches not applied yet. A worker finishes batches in
+    /// the order it takes them, so each queue is in delivery order and the
+    /// next batch applied is the earliest of the queues' heads.
+    queued: Vec<VecDeque<Queued>>,
+    /// Batches published so far: same-instant deliveries go in this order.
+    n_published: u64,
+}
+
+/// A batch in its worker's queue.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    done_ns: u64,
+    seq: u64,
+    pod: u32,
+    batch: BatchLen,
 }
 
 fn fnv1a(s: &str) -> u64 {
@@ -130,6 +151,8 @@ impl EventPipeline {
         EventPipeline {
             transport_ns: SimDuration::from_us_f64_ceil(lag.transport_us).as_ns(),
             worker_free_ns: vec![0; n],
+            queued: vec![VecDeque::new(); n],
+            n_published: 0,
             worker_of_pod: pod_names
                 .iter()
                 .map(|p| (fnv1a(p) % n as u64) as usize)
@@ -150,8 +173,45 @@ impl EventPipeline {
             .saturating_add(SimDuration::from_us_f64_ceil(work).as_ns())
     }
 
+    /// Queues `batch`, which `pod` published at `t_ns`; returns when it is
+    /// applied.
+    pub fn publish(&mut self, pod: u32, t_ns: u64, batch: BatchLen) -> u64 {
+        let done_ns = self.delivery_ns(pod as usize, t_ns, batch.n_events);
+        let w = self.worker_of_pod[pod as usize];
+        self.queued[w].push_back(Queued {
+            done_ns,
+            seq: self.n_published,
+            pod,
+            batch,
+        });
+        self.n_published += 1;
+        done_ns
+    }
+
+    /// Takes the next batch applied before `limit` (an index update at
+    /// time `t` comes at `(t, IndexUpdate)`; ties in publish order): when
+    /// it is applied, its pod and size.
+    pub fn pop_applied_before(&mut self, limit: At) -> Option<(SimTime, u32, BatchLen)> {
+        let (w, head) = self
+            .queued
+            .iter()
+            .enumerate()
+            .filter_map(|(w, q)| q.front().map(|h| (w, h)))
+            .min_by_key(|(_, h)| (h.done_ns, h.seq))?;
+        if (SimTime(head.done_ns), EventClass::IndexUpdate) >= limit {
+            return None;
+        }
+        let Queued {
+            done_ns,
+            pod,
+            batch,
+            ..
+        } = self.queued[w].pop_front().expect("a head");
+        Some((SimTime(done_ns), pod, batch))
+    }
+
     /// When a batch of `n_events` that `pod` published at `t_ns` is applied.
-    pub fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
+    fn delivery_ns(&mut self, pod: usize, t_ns: u64, n_events: usize) -> u64 {
         let us = |x: f64| SimDuration::from_us_f64_ceil(x).as_ns();
         // Saturating, like `SimTime::add`: a huge lag means "never", not a wrap.
         let arrive = t_ns.saturating_add(self.transport_ns);
@@ -222,5 +282,49 @@ mod tests {
         assert_eq!(p.delivery_ns(1, 10_000, 1), 140_000);
         let mut z = EventPipeline::new(KvEventLag::zero(), &["a".into()]);
         assert_eq!(z.delivery_ns(0, 5, 100), 5);
+    }
+
+    #[test]
+    fn batches_come_out_in_delivery_order_across_workers_ties_in_publish_order() {
+        let lag = KvEventLag {
+            transport_us: 0.0,
+            n_workers: 2,
+            per_event_us: 10.0,
+            ..KvEventLag::default()
+        };
+        // Two pods on different workers.
+        let names: Vec<String> = (0..8).map(|i| format!("pod-{i}")).collect();
+        let probe = EventPipeline::new(lag.clone(), &names);
+        let b = (1..names.len())
+            .find(|&i| probe.worker_of_pod[i] != probe.worker_of_pod[0])
+            .expect("some pod on the other worker");
+        let pods = [names[0].clone(), names[b].clone()];
+        let mut p = EventPipeline::new(lag, &pods);
+        let len = |n_events| BatchLen {
+            n_events,
+            n_runs: 1,
+        };
+        let us = |t: u64| t * 1_000;
+        assert_eq!(p.publish(0, 0, len(3)), us(30));
+        assert_eq!(p.publish(1, 0, len(1)), us(10));
+        // Behind pod 0's first batch on its worker.
+        assert_eq!(p.publish(0, 0, len(1)), us(40));
+        // Ties with pod 0's first batch, published before it.
+        assert_eq!(p.publish(1, us(20), len(1)), us(30));
+        let until = |t| (SimTime(t), EventClass::IndexUpdate);
+        let pop = |p: &mut EventPipeline, limit| {
+            p.pop_applied_before(limit)
+                .map(|(t, pod, _)| (t.as_ns(), pod))
+        };
+        assert_eq!(pop(&mut p, until(us(30))), Some((us(10), 1)));
+        // A limit at an update's own place excludes it; the instant's
+        // metrics scrape comes after it.
+        assert_eq!(pop(&mut p, until(us(30))), None);
+        assert_eq!(
+            pop(&mut p, (SimTime(us(30)), EventClass::MetricsScrape)),
+            Some((us(30), 0))
+        );
+        let rest: Vec<_> = std::iter::from_fn(|| pop(&mut p, crate::cluster::lane::END)).collect();
+        assert_eq!(rest, [(us(30), 1), (us(40), 0)]);
     }
 }

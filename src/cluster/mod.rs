@@ -24,7 +24,6 @@ mod tests;
 
 use crate::engine::queue::{EventClass, EventQueue};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::index::key_ops::BatchLen;
 use crate::pod::engine::Pod;
 use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
 use crate::pod::scheduler::Finished;
@@ -207,8 +206,6 @@ pub struct Simulation<W: Iterator<Item = TraceRequest> + Send + 'static> {
     /// Without P/D: every pod has run its events before this point.
     pods_ran_to: Option<At>,
     queue: EventQueue<Event>,
-    /// Batches of KV events on their way to the router's index: pod, size.
-    index_updates: EventQueue<(u32, BatchLen)>,
     routing_latency: SimDuration,
     horizon: Option<SimTime>,
     /// Pods a simple router picks from (all but prefill pods).
@@ -284,7 +281,6 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             barrier_class,
             pods_ran_to: None,
             queue: EventQueue::new(),
-            index_updates: EventQueue::new(),
             routing_latency,
             horizon: None,
             simple_targets,
@@ -414,9 +410,7 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             {
                 if rec.events.n_events > 0 && router.has_index() {
                     // The batch waits in the lane until it is delivered.
-                    let t = pipeline.delivery_ns(p, now.as_ns(), rec.events.n_events);
-                    self.index_updates
-                        .push(SimTime(t), EventClass::IndexUpdate, (pod, rec.events));
+                    pipeline.publish(pod, now.as_ns(), rec.events);
                 }
             }
             if rec.n_loads > 0 {
@@ -572,18 +566,16 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
     /// Applies the batches of KV events that reach the router's index
     /// before `at` (only routing reads the index); how many.
     fn apply_index_updates(&mut self, at: At) -> u64 {
-        let Routing::Epp { router, .. } = &mut self.routing else {
+        let Routing::Epp {
+            router, pipeline, ..
+        } = &mut self.routing
+        else {
             return 0;
         };
         let mut n = 0;
-        while self
-            .index_updates
-            .peek()
-            .is_some_and(|k| (k.time, k.class) < at)
-        {
+        while let Some((_, pod, len)) = pipeline.pop_applied_before(at) {
             // A pod's batches are delivered in publish order: this one is the
             // oldest its lane holds.
-            let (_, (pod, len)) = self.index_updates.pop().expect("peeked");
             router.apply_events(pod, self.lanes[pod as usize].key_ops().take(len));
             n += 1;
         }

@@ -1055,9 +1055,12 @@ fn same_instant_dispatch_records_are_taken_in_dispatch_order() {
     }
     let limit = (SimTime(6), EventClass::Arrival);
     assert!(sim.run_pods(None, limit, &mut ()));
+    let Routing::Epp { pipeline, .. } = &mut sim.routing else {
+        panic!("an EPP router");
+    };
     let mut applied = Vec::new();
-    while let Some((k, (pod, _))) = sim.index_updates.pop() {
-        applied.push((k.time, pod));
+    while let Some((t, pod, _)) = pipeline.pop_applied_before(super::lane::END) {
+        applied.push((t, pod));
     }
     assert_eq!(applied.iter().map(|a| a.1).collect::<Vec<_>>(), [3, 0, 2]);
     assert!(applied[0].0 < applied[1].0 && applied[1].0 < applied[2].0);
