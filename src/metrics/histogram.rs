@@ -89,6 +89,14 @@ fn bucket_upper(b: usize) -> f64 {
 impl LogHistogram {
     /// Records one sample.
     pub fn record(&mut self, ns: u64) {
+        self.record_n(ns, 1);
+    }
+
+    /// Records `n` samples of `ns` (none if `n` is 0).
+    pub fn record_n(&mut self, ns: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
         let b = if self.n > 0 && self.last.0 == ns {
             self.last.1
         } else {
@@ -98,9 +106,9 @@ impl LogHistogram {
         if b >= self.counts.len() {
             self.counts.resize(b + 1, 0);
         }
-        self.counts[b] += 1;
-        self.n += 1;
-        self.sum_ns += ns as u128;
+        self.counts[b] += n;
+        self.n += n;
+        self.sum_ns += u128::from(ns) * u128::from(n);
         self.max_ns = self.max_ns.max(ns);
     }
 
@@ -173,6 +181,24 @@ mod tests {
             hint in 0usize..5000,
         ) {
             prop_assert_eq!(BucketTable::get().bucket_near(ns, hint), bucket(ns));
+        }
+
+        /// Runs of equal samples recorded at once give the histogram that
+        /// recording them one by one gives.
+        #[test]
+        fn a_run_records_like_its_samples(
+            runs in prop::collection::vec((0u64..5_000_000, 0u64..5), 0..30),
+        ) {
+            let (mut one_by_one, mut at_once) = (LogHistogram::default(), LogHistogram::default());
+            for &(ns, n) in &runs {
+                (0..n).for_each(|_| one_by_one.record(ns));
+                at_once.record_n(ns, n);
+            }
+            prop_assert_eq!(&one_by_one.counts, &at_once.counts);
+            prop_assert_eq!(
+                (one_by_one.n, one_by_one.sum_ns, one_by_one.max_ns),
+                (at_once.n, at_once.sum_ns, at_once.max_ns)
+            );
         }
     }
 

@@ -351,14 +351,22 @@ impl Pod {
         let t = now.as_ns();
         let itl = &mut self.counters.itl;
         let mut n_tokens = 0;
+        // A steady batch's tokens mostly share one gap: record runs of them.
+        let mut gaps = SampleRun::default();
         let stamp = |r: &mut PodRequest| {
-            stamp_token(r, t + per_token * r.num_output_tokens as u64, itl);
+            let tok_t = t + per_token * r.num_output_tokens as u64;
+            if let Some(p) = r.times.last_token_ns {
+                gaps.add(tok_t.saturating_sub(p), itl);
+            }
+            r.times.first_token_ns.get_or_insert(tok_t);
+            r.times.last_token_ns = Some(tok_t);
             n_tokens += 1;
         };
-        if !self
+        let applies = self
             .sched
-            .decode_step(&mut step.plan, &mut self.outbox, stamp)
-        {
+            .decode_step(&mut step.plan, &mut self.outbox, stamp);
+        gaps.flush(itl);
+        if !applies {
             return None;
         }
         let InFlightStep { plan, start, end } = self.in_flight.pop_front().expect("two in flight");
@@ -449,6 +457,28 @@ impl Pod {
             });
             self.next_sample_ns = self.next_sample_ns.saturating_add(self.sample_interval_ns);
         }
+    }
+}
+
+/// Equal samples in a row, recorded at once.
+#[derive(Default)]
+struct SampleRun {
+    value: u64,
+    n: u64,
+}
+
+impl SampleRun {
+    fn add(&mut self, value: u64, to: &mut LogHistogram) {
+        if self.n > 0 && value != self.value {
+            self.flush(to);
+        }
+        self.value = value;
+        self.n += 1;
+    }
+
+    fn flush(&mut self, to: &mut LogHistogram) {
+        to.record_n(self.value, self.n);
+        self.n = 0;
     }
 }
 
