@@ -201,14 +201,20 @@ impl PodRequest {
 
     /// Appends one sampled output token, hashing a block it completes.
     /// Returns true when the request reached `max_tokens`.
+    #[inline]
     pub fn append_output_token(&mut self, hasher: &BlockHasher, block_size: u32) -> bool {
         self.num_output_tokens += 1;
-        let n = self.num_tokens();
-        // Most tokens complete no block: skip the division for them.
-        if n < (self.block_hashes.len() as u32 + 1) * block_size {
-            return self.num_output_tokens >= self.max_tokens;
+        // Most tokens complete no block: decided inline, with no division.
+        if self.num_tokens() >= (self.block_hashes.len() as u32 + 1) * block_size {
+            self.hash_full_blocks(hasher, block_size);
         }
-        let n_full = n / block_size;
+        self.num_output_tokens >= self.max_tokens
+    }
+
+    /// Hashes the blocks the tokens so far fill and the block hashes lack.
+    #[inline(never)]
+    fn hash_full_blocks(&mut self, hasher: &BlockHasher, block_size: u32) {
+        let n_full = self.num_tokens() / block_size;
         while (self.block_hashes.len() as u32) < n_full {
             let idx = self.block_hashes.len() as u32;
             let start = idx * block_size;
@@ -218,6 +224,5 @@ impl PodRequest {
             let k = hasher.next_key(&mut self.chain, idx, &toks, self.cache_salt.as_deref());
             self.block_hashes.push(k);
         }
-        self.num_output_tokens >= self.max_tokens
     }
 }

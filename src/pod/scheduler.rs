@@ -976,12 +976,18 @@ fn blocks_short(n_tokens: u32, n_blocks: usize, bs: u32) -> u32 {
 }
 
 /// Caches `r`'s blocks that are full within its first `n_tokens` tokens.
+#[inline(always)]
 fn cache_request_blocks(pool: &mut BlockPool, r: &mut PodRequest, n_tokens: u32, bs: u32) {
-    let n_cached = r.num_cached_blocks;
-    // Most calls (a decode token each) complete no block: no division then.
-    if n_tokens < (n_cached + 1) * bs {
-        return;
+    // Most calls (a decode token each) complete no block: decided inline,
+    // with no division.
+    if n_tokens >= (r.num_cached_blocks + 1) * bs {
+        cache_full_request_blocks(pool, r, n_tokens, bs);
     }
+}
+
+#[inline(never)]
+fn cache_full_request_blocks(pool: &mut BlockPool, r: &mut PodRequest, n_tokens: u32, bs: u32) {
+    let n_cached = r.num_cached_blocks;
     let n_full = (n_tokens / bs).min(r.block_hashes.len() as u32);
     if n_cached >= n_full {
         return;
