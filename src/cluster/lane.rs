@@ -246,10 +246,16 @@ impl Lane {
         }
     }
 
+    #[inline(always)]
     fn record(&mut self, pod: &mut Pod, at: At, dispatch_seq: u64, n_finished: usize) {
-        if n_finished == 0 && !pod.has_outputs() {
-            return; // most steps: nothing for the cluster
+        // Most steps leave nothing for the cluster: decided inline.
+        if n_finished > 0 || pod.has_outputs() {
+            self.record_outputs(pod, at, dispatch_seq, n_finished);
         }
+    }
+
+    #[inline(never)]
+    fn record_outputs(&mut self, pod: &mut Pod, at: At, dispatch_seq: u64, n_finished: usize) {
         let events = if self.keep_events {
             self.key_ops.push_events(pod.published_events())
         } else {

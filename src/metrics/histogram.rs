@@ -93,6 +93,7 @@ impl LogHistogram {
     }
 
     /// Records `n` samples of `ns` (none if `n` is 0).
+    #[inline]
     pub fn record_n(&mut self, ns: u64, n: u64) {
         if n == 0 {
             return;
