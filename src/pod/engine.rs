@@ -305,7 +305,9 @@ impl Pod {
         // Output token k of a request is emitted `k` per-token overheads
         // after the step ends.
         let stamp = |r: &mut PodRequest, itl: &mut LogHistogram| {
-            stamp_token(r, t + per_token * r.num_output_tokens as u64, itl);
+            if let Some(gap) = stamp_token(r, t + per_token * r.num_output_tokens as u64) {
+                itl.record(gap);
+            }
         };
         for &slot in &outcome.sampled {
             if self.sched.live(slot).is_some() {
@@ -354,12 +356,9 @@ impl Pod {
         // A steady batch's tokens mostly share one gap: record runs of them.
         let mut gaps = SampleRun::default();
         let stamp = |r: &mut PodRequest| {
-            let tok_t = t + per_token * r.num_output_tokens as u64;
-            if let Some(p) = r.times.last_token_ns {
-                gaps.add(tok_t.saturating_sub(p), itl);
+            if let Some(gap) = stamp_token(r, t + per_token * r.num_output_tokens as u64) {
+                gaps.add(gap, itl);
             }
-            r.times.first_token_ns.get_or_insert(tok_t);
-            r.times.last_token_ns = Some(tok_t);
             n_tokens += 1;
         };
         let applies = self
@@ -482,11 +481,12 @@ impl SampleRun {
     }
 }
 
-/// Times `r`'s newest output token at `tok_t`.
-fn stamp_token(r: &mut PodRequest, tok_t: u64, itl: &mut LogHistogram) {
-    if let Some(p) = r.times.last_token_ns {
-        itl.record(tok_t.saturating_sub(p));
-    }
+/// Times `r`'s newest output token at `tok_t`; the gap since its previous
+/// token, if any.
+#[inline(always)]
+fn stamp_token(r: &mut PodRequest, tok_t: u64) -> Option<u64> {
+    let gap = r.times.last_token_ns.map(|p| tok_t.saturating_sub(p));
     r.times.first_token_ns.get_or_insert(tok_t);
     r.times.last_token_ns = Some(tok_t);
+    gap
 }
