@@ -257,10 +257,10 @@ impl Lane {
     #[inline(never)]
     fn record_outputs(&mut self, pod: &mut Pod, at: At, dispatch_seq: u64, n_finished: usize) {
         let events = if self.keep_events {
-            self.key_ops.push_events(pod.published_events())
+            self.key_ops.push_log(pod.published_events())
         } else {
             BatchLen {
-                n_events: pod.published_events().len(),
+                n_events: pod.published_events().n_events(),
                 ..BatchLen::default()
             }
         };

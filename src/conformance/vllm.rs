@@ -430,9 +430,12 @@ impl Recorder {
                     .num_preemptions += 1;
             }
         }
-        let plan_events = plan.map(|p| p.events.as_slice()).unwrap_or_default();
-        let outcome_events = outcome.map(|o| o.events.as_slice()).unwrap_or_default();
-        for e in plan_events.iter().chain(outcome_events) {
+        let logs = plan.map(|p| &p.events).into_iter();
+        let events: Vec<_> = logs
+            .chain(outcome.map(|o| &o.events))
+            .flat_map(|log| log.to_events())
+            .collect();
+        for e in &events {
             let hashes = e.block_hashes().to_vec();
             match e.type_name() {
                 "BlockStored" => {

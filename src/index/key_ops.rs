@@ -1,16 +1,15 @@
 //! A pod's KV events reduced to what the index reads: runs of stored or
 //! removed block keys, each a span of consecutive keys.
 //!
-//! Why: a `BlockStored` event owns a boxed hash list and a pod emits one
-//! `BlockRemoved` per evicted block. The simulator reduces the events on the
-//! pod's own thread, which frees them there. A prompt's blocks have
+//! Why: a pod emits one `BlockRemoved` per evicted block. The simulator
+//! reduces a pod's [`EventLog`] on the pod's own thread. A prompt's blocks have
 //! consecutive keys when they are dense ([`crate::kv::block_key`]), and a
 //! request frees its blocks in reverse, so eviction removes them in
 //! descending runs: a span stands for dozens of keys, which the router then
 //! applies a page at a time instead of key by key.
 
 use crate::kv::dense_map::leading_run;
-use crate::kv::events::KvEvent;
+use crate::kv::events::{EventLog, LoggedEvents};
 
 /// What a run of keys does to the pod's entries.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,14 +68,6 @@ impl KeyRun {
     }
 }
 
-/// The key of a `BlockRemoved`.
-fn removed_key(ev: &KvEvent) -> Option<u64> {
-    match ev {
-        KvEvent::BlockRemoved { block_hash } => Some(*block_hash),
-        _ => None,
-    }
-}
-
 /// The size of one batch in a [`KeyOpQueue`].
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchLen {
@@ -103,34 +94,19 @@ pub struct KeyOpQueue {
 }
 
 impl KeyOpQueue {
-    /// Appends `events` as one batch; its size.
-    pub fn push_events(&mut self, events: &[KvEvent]) -> BatchLen {
+    /// Appends the events of `log` as one batch; its size.
+    pub fn push_log(&mut self, log: &EventLog) -> BatchLen {
         self.compact();
         let runs0 = self.runs.len();
         // The run still growing; pushed when another starts.
         let mut open: Option<KeyRun> = None;
-        let mut i = 0;
-        while i < events.len() {
-            match &events[i] {
-                KvEvent::BlockStored(s) => {
-                    let keys = &s.block_hashes[..];
-                    let mut k = 0;
-                    while k < keys.len() {
-                        let (n, down) = leading_run(keys[k..].iter().copied());
-                        self.push_run(&mut open, KeyOp::Store, keys[k], n as u32, down);
-                        k += n;
-                    }
-                    i += 1;
-                }
-                KvEvent::BlockRemoved { block_hash } => {
-                    // The removals that follow one key apart, in one
-                    // direction, join in one step: a pool evicts a freed
-                    // request's blocks in order.
-                    let (n, down) = leading_run(events[i..].iter().map_while(removed_key));
-                    self.push_run(&mut open, KeyOp::Remove, *block_hash, n as u32, down);
-                    i += n;
-                }
-                KvEvent::AllBlocksCleared => {
+        for events in log.iter() {
+            let (op, keys) = match events {
+                LoggedEvents::Stored { block_hashes, .. } => (KeyOp::Store, block_hashes),
+                // Removals one key apart, in one direction, join in one
+                // step: a pool evicts a freed request's blocks in order.
+                LoggedEvents::Removed(keys) => (KeyOp::Remove, keys),
+                LoggedEvents::Cleared => {
                     self.runs.extend(open.take());
                     self.runs.push(KeyRun {
                         op: KeyOp::Clear,
@@ -138,13 +114,19 @@ impl KeyOpQueue {
                         n_keys: 0,
                         first: 0,
                     });
-                    i += 1;
+                    continue;
                 }
+            };
+            let mut k = 0;
+            while k < keys.len() {
+                let (n, down) = leading_run(&keys[k..]);
+                self.push_run(&mut open, op, keys[k], n as u32, down);
+                k += n;
             }
         }
         self.runs.extend(open);
         BatchLen {
-            n_events: events.len(),
+            n_events: log.n_events(),
             n_runs: self.runs.len() - runs0,
         }
     }
@@ -207,7 +189,7 @@ impl KeyOpQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::events::StoredBlocks;
+    use crate::kv::events::{KvEvent, StoredBlocks};
     use proptest::prelude::*;
 
     fn stored(keys: &[u64]) -> KvEvent {
@@ -222,6 +204,10 @@ mod tests {
         KvEvent::BlockRemoved { block_hash: k }
     }
 
+    fn push(q: &mut KeyOpQueue, events: &[KvEvent]) -> BatchLen {
+        q.push_log(&events.iter().collect())
+    }
+
     fn ops(b: KeyBatch<'_>) -> Vec<(KeyOp, Vec<u64>)> {
         b.runs.iter().map(|r| (r.op, r.keys().collect())).collect()
     }
@@ -229,7 +215,10 @@ mod tests {
     #[test]
     fn consecutive_keys_become_spans_within_a_batch_only() {
         let mut q = KeyOpQueue::default();
-        let a = q.push_events(&[stored(&[1, 2]), stored(&[3, 7]), removed(9), removed(8)]);
+        let a = push(
+            &mut q,
+            &[stored(&[1, 2]), stored(&[3, 7]), removed(9), removed(8)],
+        );
         assert_eq!(
             a,
             BatchLen {
@@ -238,11 +227,14 @@ mod tests {
             }
         );
         // A new batch starts a new run even when it continues one; clears never merge.
-        let b = q.push_events(&[
-            removed(7),
-            KvEvent::AllBlocksCleared,
-            KvEvent::AllBlocksCleared,
-        ]);
+        let b = push(
+            &mut q,
+            &[
+                removed(7),
+                KvEvent::AllBlocksCleared,
+                KvEvent::AllBlocksCleared,
+            ],
+        );
         assert_eq!((b.n_events, b.n_runs), (3, 3));
         let runs = q.take(a).runs.to_vec();
         assert_eq!(
@@ -264,7 +256,7 @@ mod tests {
     #[test]
     fn spans_stop_at_the_ends_of_the_key_range() {
         let mut q = KeyOpQueue::default();
-        let a = q.push_events(&[stored(&[u64::MAX - 1, u64::MAX, 0, 1, 0])]);
+        let a = push(&mut q, &[stored(&[u64::MAX - 1, u64::MAX, 0, 1, 0])]);
         assert_eq!(
             ops(q.take(a)),
             vec![
@@ -324,7 +316,7 @@ mod tests {
                         false => vec![stored(keys)],
                     })
                     .collect();
-                lens.push(q.push_events(&events));
+                lens.push(push(&mut q, &events));
                 // Take every other batch late: compaction must keep the rest.
                 if i % 2 == 1 {
                     prop_assert_eq!(flat_runs(q.take(lens[i - 1]).runs), flat(&batches[i - 1]));

@@ -1155,7 +1155,7 @@ mod store_equivalence {
                         Op::RemovePod(p) => ix.apply(EndpointId(*p), "m", &[KvEvent::AllBlocksCleared]),
                         Op::Engine(p, batch) if i > 0 => {
                             let mut q = KeyOpQueue::default();
-                            let len = q.push_events(&engine_events(batch));
+                            let len = q.push_log(&engine_events(batch).iter().collect());
                             let m = ix.intern_model("m");
                             ix.apply_key_batch(EndpointId(*p), m, q.take(len));
                         }

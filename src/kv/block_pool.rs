@@ -9,7 +9,7 @@
 
 use super::block_key::BlockKeyMap;
 use super::dense_map::{leading_run, DenseKeyMap, Slot};
-use super::events::{KvEvent, StoredBlocks};
+use super::events::EventLog;
 use super::free_queue::{self, FreeQueue, QueuePos};
 use crate::compat::VllmVersion;
 
@@ -65,12 +65,6 @@ impl QueuePos for BlockMeta {
     }
 }
 
-/// `BlockStored` payloads a pool keeps for reuse (a step stores about one
-/// per running request), and the largest hash list one may keep: a long
-/// prefill's list is not worth holding on to (bound: 1 MiB per pod).
-const MAX_SPARE_STORED: usize = 256;
-const MAX_SPARE_HASHES: usize = 512;
-
 /// Paged KV memory of one pod.
 #[derive(Clone, Debug)]
 pub struct BlockPool {
@@ -84,11 +78,7 @@ pub struct BlockPool {
     /// vLLM does not de-duplicate, so a recomputed block is cached again).
     duplicates: BlockKeyMap<u64, Vec<u32>>,
     emit_events: bool,
-    events: Vec<KvEvent>,
-    /// Payloads of `BlockStored` events read and handed back
-    /// ([`BlockPool::recycle_events`]): caching then allocates nothing.
-    #[allow(clippy::vec_box)]
-    spare_stored: Vec<Box<StoredBlocks>>,
+    events: EventLog,
     version: VllmVersion,
     /// Scratch buffers, kept to spare an allocation per call.
     scratch_keys: Vec<u64>,
@@ -120,8 +110,7 @@ impl BlockPool {
             cached: DenseKeyMap::default(),
             duplicates: BlockKeyMap::default(),
             emit_events,
-            events: Vec::new(),
-            spare_stored: Vec::new(),
+            events: EventLog::default(),
             version,
             scratch_keys: Vec::new(),
             scratch_blocks: Vec::new(),
@@ -182,10 +171,7 @@ impl BlockPool {
         }
         self.cached.remove_each(evicted);
         if self.emit_events {
-            let removed = evicted
-                .iter()
-                .map(|&h| KvEvent::BlockRemoved { block_hash: h });
-            self.events.extend(removed);
+            self.events.push_removed(evicted);
         }
     }
 
@@ -201,7 +187,7 @@ impl BlockPool {
             let first = self.cached.remove(h);
             debug_assert_eq!(first, b);
             if self.emit_events {
-                self.events.push(KvEvent::BlockRemoved { block_hash: h });
+                self.events.push_removed(&[h]);
             }
             return;
         }
@@ -238,7 +224,7 @@ impl BlockPool {
             None => false,
         };
         if removed && self.emit_events {
-            self.events.push(KvEvent::BlockRemoved { block_hash: h });
+            self.events.push_removed(&[h]);
         }
     }
 
@@ -297,7 +283,7 @@ impl BlockPool {
         // duplicate. Dense keys of a prompt are consecutive: a run at a time.
         let mut i = 0;
         while i < hashes.len() {
-            let n = match leading_run(hashes[i..].iter().copied()) {
+            let n = match leading_run(&hashes[i..]) {
                 (_, true) => 1, // a run going down: key by key
                 (n, false) => n,
             };
@@ -309,32 +295,13 @@ impl BlockPool {
             i += n;
         }
         if self.emit_events {
-            let mut stored = self.spare_stored.pop().unwrap_or_default();
-            stored.block_hashes.clear();
-            stored.block_hashes.extend_from_slice(hashes);
-            stored.parent_block_hash = parent;
-            stored.block_size = block_size;
-            self.events.push(KvEvent::BlockStored(stored));
+            self.events.push_stored(hashes, parent, block_size);
         }
     }
 
-    /// Empties `events`, read by now, keeping the small `BlockStored`
-    /// payloads (a few hundred at most) for the next events.
-    pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
-        for e in events.drain(..) {
-            if let KvEvent::BlockStored(stored) = e {
-                if self.spare_stored.len() < MAX_SPARE_STORED
-                    && stored.block_hashes.capacity() <= MAX_SPARE_HASHES
-                {
-                    self.spare_stored.push(stored);
-                }
-            }
-        }
-    }
-
-    /// Moves the events queued since the last call to the end of `out`.
-    pub fn take_events(&mut self, out: &mut Vec<KvEvent>) {
-        super::events::move_events(out, &mut self.events);
+    /// Moves the events logged since the last call to the end of `out`.
+    pub fn take_events(&mut self, out: &mut EventLog) {
+        out.append(&mut self.events);
     }
 
     /// Checks internal consistency: free + referenced = usable, and every

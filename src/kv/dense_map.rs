@@ -403,36 +403,37 @@ pub fn consecutive_in_page(key: u64, keys: &[u64]) -> usize {
 /// Length of the run of consecutive keys, up or down, that starts `keys`
 /// (0 only for no keys).
 pub fn run_len(keys: &[u64]) -> usize {
-    leading_run(keys.iter().copied()).0
+    leading_run(keys).0
 }
 
 /// The run of consecutive keys, up or down, that starts `keys`: its length
 /// (0 only for no keys) and whether it goes down (never for one key). A
 /// step past either end of the u64 range ends a run.
-pub fn leading_run(mut keys: impl Iterator<Item = u64>) -> (usize, bool) {
-    let Some(a) = keys.next() else {
-        return (0, false);
-    };
-    let Some(b) = keys.next() else {
-        return (1, false);
+pub fn leading_run(keys: &[u64]) -> (usize, bool) {
+    let (a, b) = match keys {
+        [] => return (0, false),
+        [_] => return (1, false),
+        [a, b, ..] => (*a, *b),
     };
     let down = a.checked_sub(1) == Some(b);
     if !down && a.checked_add(1) != Some(b) {
         return (1, false);
     }
-    let (mut n, mut last) = (2, b);
-    for k in keys {
-        let next = if down {
-            last.checked_sub(1)
-        } else {
-            last.checked_add(1)
-        };
-        if next != Some(k) {
-            break;
-        }
-        (n, last) = (n + 1, k);
+    // Key i of the run is a ± i. Compare eight keys at a time (the loop
+    // vectorises), then one by one; the sums wrap, so the run is then cut
+    // where it would pass an end of the range.
+    let step = if down { u64::MAX } else { 1 };
+    let key_at = |i: usize| a.wrapping_add((i as u64).wrapping_mul(step));
+    let mut n = 2;
+    while n + 8 <= keys.len() && (0..8).fold(true, |ok, j| ok & (keys[n + j] == key_at(n + j))) {
+        n += 8;
     }
-    (n, down)
+    while n < keys.len() && keys[n] == key_at(n) {
+        n += 1;
+    }
+    let steps_left = if down { a } else { u64::MAX - a };
+    let cap = usize::try_from(steps_left).map_or(usize::MAX, |s| s.saturating_add(1));
+    (n.min(cap), down)
 }
 
 /// Where `key` lives in page `p`.
@@ -587,6 +588,43 @@ mod tests {
         assert_eq!(run_len(&[u64::MAX - 1, u64::MAX, 0]), 2);
         assert_eq!(run_len(&[1, 0, u64::MAX]), 2);
         assert_eq!(run_len(&[u64::MAX, 0]), 1);
+        // Long runs, past the eight-at-a-time stretch, that wrap late.
+        let up: Vec<u64> = (0..20).map(|i| u64::MAX - 12 + i).collect();
+        assert_eq!(leading_run(&up), (13, false));
+        let down: Vec<u64> = (0..20).map(|i| 11u64.wrapping_sub(i)).collect();
+        assert_eq!(leading_run(&down), (12, true));
+    }
+
+    proptest! {
+        /// The run found equals the one found key by key.
+        #[test]
+        fn leading_run_matches_a_key_by_key_scan(
+            start in prop_oneof![0u64..4, Just(u64::MAX - 20), any::<u64>()],
+            len in 0usize..30,
+            down in any::<bool>(),
+            break_at in 0usize..30,
+            other in any::<u64>(),
+        ) {
+            let mut keys: Vec<u64> = (0..len as u64)
+                .map(|i| if down { start.wrapping_sub(i) } else { start.wrapping_add(i) })
+                .collect();
+            if break_at < len {
+                keys[break_at] = other;
+            }
+            let mut n = keys.len().min(1);
+            let dir = keys.get(1).map(|&b| keys[0].checked_sub(1) == Some(b));
+            while n < keys.len() {
+                let next = match dir {
+                    Some(true) => keys[n - 1].checked_sub(1),
+                    _ => keys[n - 1].checked_add(1),
+                };
+                if next != Some(keys[n]) {
+                    break;
+                }
+                n += 1;
+            }
+            prop_assert_eq!(leading_run(&keys), (n, n > 1 && dir == Some(true)));
+        }
     }
 
     #[test]

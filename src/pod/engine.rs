@@ -13,7 +13,7 @@ use super::latency::StepTimeModel;
 use super::request::PodRequest;
 use super::scheduler::{Finished, KvLoad, ReqSlot, Scheduler, StepOutcome, StepPlan};
 use crate::engine::time::{SimDuration, SimTime};
-use crate::kv::events::{move_events, KvEvent};
+use crate::kv::events::EventLog;
 use crate::metrics::histogram::LogHistogram;
 
 /// Pod role label (`llm-d.ai/role`).
@@ -121,7 +121,7 @@ pub struct Pod {
     sample_interval_ns: u64,
     /// The first grid instant without a sample yet.
     next_sample_ns: u64,
-    outbox: Vec<KvEvent>,
+    outbox: EventLog,
     publish_immediately: bool,
     /// P/D decode side: KV pulls to start (drained by the cluster).
     kv_loads: Vec<KvLoad>,
@@ -162,7 +162,7 @@ impl Pod {
             last_change: SimTime::ZERO,
             sample_interval_ns: sample_interval.as_ns().max(1),
             next_sample_ns: 0,
-            outbox: Vec::new(),
+            outbox: EventLog::default(),
             publish_immediately: false,
             kv_loads: Vec::new(),
             recv_pending: Vec::new(),
@@ -237,13 +237,13 @@ impl Pod {
     }
 
     /// KV events published since the last [`Pod::clear_published_events`], in order.
-    pub fn published_events(&self) -> &[KvEvent] {
+    pub fn published_events(&self) -> &EventLog {
         &self.outbox
     }
 
     /// Drops the published events (their reader took them).
     pub fn clear_published_events(&mut self) {
-        self.sched.recycle_events(&mut self.outbox);
+        self.outbox.clear();
     }
 
     /// The engine's scheduler (queues, cache, stats).
@@ -314,7 +314,7 @@ impl Pod {
                 stamp(self.sched.req_mut(slot), &mut self.counters.itl);
             }
         }
-        move_events(&mut self.outbox, &mut outcome.events);
+        self.outbox.append(&mut outcome.events);
         let mut finished = std::mem::take(&mut outcome.finished);
         for f in &mut finished {
             // The finishing token was appended after the request left the
@@ -385,7 +385,7 @@ impl Pod {
         while self.in_flight.len() < self.max_in_flight && self.sched.has_requests() {
             let mut plan = self.spare_plans.pop().unwrap_or_default();
             self.sched.schedule_into(&mut plan);
-            move_events(&mut self.outbox, &mut plan.events);
+            self.outbox.append(&mut plan.events);
             self.kv_loads.append(&mut plan.kv_loads);
             if self.publish_immediately {
                 self.sched.take_events_now(&mut self.outbox);

@@ -10,7 +10,7 @@ use super::latency::StepShape;
 use super::request::{KvTransfer, PodRequest, ReqStatus};
 use crate::compat::VllmVersion;
 use crate::kv::block_pool::BlockPool;
-use crate::kv::events::KvEvent;
+use crate::kv::events::EventLog;
 use crate::kv::hasher::BlockHasher;
 
 /// Scheduling policy (`--scheduling-policy`).
@@ -108,7 +108,7 @@ pub struct StepPlan {
     pub shape: StepShape,
     /// [0.11] KV events published at the end of `schedule()` (0.33 publishes
     /// them after the step's output is processed, in [`StepOutcome::events`]).
-    pub events: Vec<KvEvent>,
+    pub events: EventLog,
     /// P/D decode side: requests whose blocks were allocated this call and
     /// whose KV must now be pulled from the prefill pod.
     pub kv_loads: Vec<KvLoad>,
@@ -182,7 +182,7 @@ pub struct StepOutcome {
     /// Requests that finished.
     pub finished: Vec<Finished>,
     /// KV events published after this step.
-    pub events: Vec<KvEvent>,
+    pub events: EventLog,
 }
 
 /// One vLLM engine's scheduler and KV cache manager.
@@ -363,13 +363,8 @@ impl Scheduler {
 
     /// Moves KV events queued in the block pool right now to `out` (for an
     /// idealised zero-lag publisher; vLLM itself publishes once per step).
-    pub fn take_events_now(&mut self, out: &mut Vec<KvEvent>) {
+    pub fn take_events_now(&mut self, out: &mut EventLog) {
         self.pool.take_events(out);
-    }
-
-    /// Empties `events`, which were read, for the pool to reuse their payloads.
-    pub fn recycle_events(&mut self, events: &mut Vec<KvEvent>) {
-        self.pool.recycle_events(events);
     }
 
     /// Runs vLLM's `schedule()`.
@@ -703,7 +698,7 @@ impl Scheduler {
     pub fn decode_step(
         &mut self,
         plan: &mut StepPlan,
-        events: &mut Vec<KvEvent>,
+        events: &mut EventLog,
         mut on_token: impl FnMut(&mut PodRequest),
     ) -> bool {
         if !self.decode_step_applies(plan) {

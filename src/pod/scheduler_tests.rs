@@ -6,7 +6,7 @@ use super::latency::StepShape;
 use super::request::{OutputTokens, PodRequest};
 use super::scheduler::{Policy, ReqSlot, Scheduler, SchedulerConfig, StepPlan};
 use crate::compat::VllmVersion;
-use crate::kv::events::KvEvent;
+use crate::kv::events::{EventLog, KvEvent};
 use crate::kv::hasher::BlockHasher;
 use crate::pod::request::PromptKeys;
 use crate::trace::request::Prompt;
@@ -358,14 +358,14 @@ fn drive_async(
             fill(&mut s, &mut in_flight);
         }
         if in_flight.len() == 2 && fused {
-            let mut events = Vec::new();
+            let mut events = EventLog::default();
             if s.decode_step(&mut in_flight[0], &mut events, |_| {}) {
                 let p = in_flight.pop_front().expect("two in flight");
                 n_fused += 1;
                 trace.push((
                     p.scheduled.clone(),
                     p.shape,
-                    events,
+                    events.to_events(),
                     Vec::new(),
                     s.pool().n_free(),
                 ));
@@ -382,7 +382,13 @@ fn drive_async(
                 .map(|p| (p.scheduled.clone(), p.shape))
                 .unwrap_or_default();
             let done = o.finished.iter().map(|f| f.req.id).collect();
-            trace.push((scheduled, shape, o.events, done, s.pool().n_free()));
+            trace.push((
+                scheduled,
+                shape,
+                o.events.to_events(),
+                done,
+                s.pool().n_free(),
+            ));
         }
         step += 1;
         assert!(step < 20_000, "no progress");
