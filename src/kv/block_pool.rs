@@ -244,22 +244,22 @@ impl BlockPool {
     /// first), hashed ones to the tail in the given order. [0.11] all go to the
     /// tail in the given order.
     pub fn free_blocks(&mut self, ordered: impl Iterator<Item = u32>) {
-        let mut to_tail = std::mem::take(&mut self.scratch_blocks);
+        let all_to_tail = self.version == VllmVersion::V0_11;
         let mut unhashed: Vec<u32> = Vec::new();
-        for b in ordered {
-            let m = &mut self.meta[b as usize];
-            if m.drop_ref() {
-                if m.has_hash() || self.version == VllmVersion::V0_11 {
-                    to_tail.push(b);
-                } else {
-                    unhashed.push(b);
-                }
+        let to_tail = |b: u32, m: &mut BlockMeta| {
+            if !m.drop_ref() {
+                return false;
             }
-        }
-        self.free.push_back_n(&to_tail, &mut self.meta);
+            if all_to_tail || m.has_hash() {
+                return true;
+            }
+            unhashed.push(b);
+            false
+        };
+        let scratch = &mut self.scratch_blocks;
+        self.free
+            .push_back_where(ordered, &mut self.meta, to_tail, scratch);
         self.free.push_front_n(&unhashed, &mut self.meta);
-        to_tail.clear();
-        self.scratch_blocks = to_tail;
     }
 
     /// Marks `blocks[i]` as holding `hashes[i]` and makes them hit-able; emits

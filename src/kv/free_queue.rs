@@ -151,16 +151,29 @@ impl FreeQueue {
         }
     }
 
-    /// Appends `blocks` at the tail in order (`blocks[0]` evicted first).
-    pub fn push_back_n(&mut self, blocks: &[u32], at: &mut [impl QueuePos]) {
-        let first = self.head_pos.wrapping_add(self.ring.len() as u32);
-        for (i, &b) in blocks.iter().enumerate() {
+    /// Appends at the tail, in order, the blocks of `blocks` for which
+    /// `to_tail` (given the block's record) says so: one pass over the
+    /// records, which decides and places each block.
+    pub fn push_back_where<T: QueuePos>(
+        &mut self,
+        blocks: impl Iterator<Item = u32>,
+        at: &mut [T],
+        mut to_tail: impl FnMut(u32, &mut T) -> bool,
+        scratch: &mut Vec<u32>,
+    ) {
+        scratch.clear();
+        let mut pos = self.head_pos.wrapping_add(self.ring.len() as u32);
+        for b in blocks {
             let rec = &mut at[b as usize];
-            assert!(rec.queue_pos() == OUT, "block {b} is already free");
-            rec.set_queue_pos(first.wrapping_add(i as u32) & POS_MASK);
+            if to_tail(b, rec) {
+                assert!(rec.queue_pos() == OUT, "block {b} is already free");
+                rec.set_queue_pos(pos & POS_MASK);
+                pos = pos.wrapping_add(1);
+                scratch.push(b);
+            }
         }
-        self.ring.extend(blocks);
-        self.len += blocks.len() as u32;
+        self.ring.extend(scratch.iter());
+        self.len += scratch.len() as u32;
     }
 
     /// Puts `blocks` at the head so that `blocks[0]` becomes the new head
@@ -187,6 +200,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn push_back(q: &mut FreeQueue, blocks: &[u32], at: &mut [u32]) {
+        q.push_back_where(blocks.iter().copied(), at, |_, _| true, &mut Vec::new());
+    }
+
     #[test]
     fn starts_in_id_order_and_unlinks_from_middle() {
         let mut at = vec![0u32; 5];
@@ -195,7 +212,7 @@ mod tests {
         q.unlink(2, &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4]);
         assert_eq!(q.pop_front(&mut at), Some(0));
-        q.push_back_n(&[2], &mut at);
+        push_back(&mut q, &[2], &mut at);
         q.push_front_n(&[0], &mut at);
         assert_eq!(q.to_vec(), vec![0, 1, 3, 4, 2]);
         assert_eq!(q.len(), 5);
@@ -252,7 +269,7 @@ mod tests {
                         model.retain(|&x| x != b);
                     },
                     Op::PushBack(b) => if !model.contains(&b) {
-                        q.push_back_n(&[b], &mut at);
+                        push_back(&mut q, &[b], &mut at);
                         model.push_back(b);
                     },
                     Op::PushFront(mut bs) => {
@@ -269,7 +286,7 @@ mod tests {
                         bs.dedup();
                         bs.retain(|b| !model.contains(b));
                         bs.reverse();
-                        q.push_back_n(&bs, &mut at);
+                        push_back(&mut q, &bs, &mut at);
                         model.extend(&bs);
                     },
                 }

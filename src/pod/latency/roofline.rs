@@ -209,6 +209,14 @@ impl RooflineModel {
 
     /// GPU time of one step in ns, before CPU overlap and the floor.
     pub fn gpu_time_ns(&self, s: &StepShape) -> f64 {
+        if s.n_prefill_chunks == 0 && s.n_prefill_tokens == 0 && s.n_chunks_finishing == 0 {
+            return self.decode_gpu_time_ns(s.n_decode, s.sum_decode_ctx);
+        }
+        self.any_gpu_time_ns(s)
+    }
+
+    /// [`RooflineModel::gpu_time_ns`] of any shape.
+    fn any_gpu_time_ns(&self, s: &StepShape) -> f64 {
         let n_pf = s.n_prefill_tokens as f64;
         let n_dc = s.n_decode as f64;
         let compute = self.lin_pf_ns_per_token * n_pf
@@ -233,6 +241,20 @@ impl RooflineModel {
             + allreduce
             + self.fixed_gpu_ns
             + self.per_request_ns * n_requests
+    }
+}
+
+impl RooflineModel {
+    /// [`RooflineModel::gpu_time_ns`] of a step without prefill, most steps
+    /// of a run. The same sum in the same order, less the prefill terms:
+    /// those are +0.0, which leaves a positive sum as it is, bit for bit.
+    fn decode_gpu_time_ns(&self, n_decode: u32, sum_ctx: u64) -> f64 {
+        let n_dc = n_decode as f64;
+        let linear = max(self.lin_dc_ns_per_token * n_dc, self.weights_ns);
+        let ctx = sum_ctx as f64;
+        let attn_dc = max(self.attn_dc_ns_per_pair * ctx, self.kv_ns_per_token * ctx);
+        let allreduce = self.allreduce_fixed_ns + self.allreduce_ns_per_token * n_dc;
+        linear + attn_dc + allreduce + self.fixed_gpu_ns + self.per_request_ns * n_dc
     }
 }
 
@@ -493,5 +515,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    proptest::proptest! {
+        /// The decode-only sum gives the general sum's bits.
+        #[test]
+        fn decode_steps_take_the_general_formula_bit_for_bit(
+            m in proptest::sample::select(vec!["Llama-3.2-1B", "Llama-3.1-8B", "Llama-3.1-70B"]),
+            tp in proptest::sample::select(vec![1u32, 2, 4, 8]),
+            batch in 1u32..600,
+            ctx_per_request in 1u64..140_000,
+        ) {
+            let model = build(&RooflineSpec::default(), m, tp, true);
+            let s = decode(batch, ctx_per_request);
+            proptest::prop_assert_eq!(
+                model.gpu_time_ns(&s).to_bits(),
+                model.any_gpu_time_ns(&s).to_bits()
+            );
+        }
     }
 }
