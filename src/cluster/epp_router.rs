@@ -14,9 +14,8 @@ use crate::epp::scheduler::{Scheduler as EppScheduler, SchedulingResult};
 use crate::epp::view::{EndpointId, EndpointView, PromptChunks, RequestView, TokenPrompt};
 use crate::index::key_ops::KeyBatch;
 use crate::index::{IndexConfig, KvIndex, ModelId};
-use crate::kv::hasher::{prompt_token_at, BlockHasher};
+use crate::kv::hasher::prompt_token_at;
 use crate::pod::engine::Pod;
-use crate::pod::request::PromptKeys;
 use crate::trace::request::{Prompt, TraceRequest};
 
 /// Metrics older than this make a pod no candidate (GIE's datastore, 2 s).
@@ -281,17 +280,6 @@ impl EppRouter {
         if let (Some(ix), Some(m)) = (&mut self.index, self.index_model) {
             ix.apply_key_batch(EndpointId(pod), m, batch);
         }
-    }
-
-    /// The keys [`EppRouter::route`] computed for the last prompt, if it
-    /// computed them with `hasher` at `block_size`: a pod with that hasher
-    /// and block size can take them instead of hashing again.
-    pub fn last_prompt_keys(
-        &self,
-        hasher: &BlockHasher,
-        block_size: u32,
-    ) -> Option<PromptKeys<'_>> {
-        self.spaces.for_hasher(hasher, block_size)
     }
 
     /// Picks the pod for `req` at `now_ns` and, when the profile handler

@@ -13,7 +13,6 @@ use crate::epp::view::EndpointId;
 use crate::kv::hash::{HashAlgo, VllmBlockHasher};
 use crate::kv::hasher::{BlockHasher, ChainState};
 use crate::pod::engine::Pod;
-use crate::pod::request::PromptKeys;
 use crate::trace::request::Prompt;
 
 /// How the index's keys relate to the pods' block hashes (scenario
@@ -43,7 +42,6 @@ pub enum IndexKeys {
 struct Space {
     hasher: BlockHasher,
     keys: Vec<u64>,
-    chain: ChainState,
 }
 
 /// A prompt's keys as the router hashes them (what the EPP sees) and as
@@ -53,7 +51,6 @@ pub struct KeySpaces {
     block_size: u32,
     hasher: BlockHasher,
     keys: Vec<u64>,
-    chain: ChainState,
     /// The distinct pod hashers that differ from the router's.
     spaces: Vec<Space>,
     /// Per pod, its entry in `spaces`; `None` when it hashes like the router.
@@ -91,7 +88,6 @@ impl KeySpaces {
                             spaces.push(Space {
                                 hasher: h.clone(),
                                 keys: Vec::new(),
-                                chain: ChainState::default(),
                             });
                             spaces.len() - 1
                         }),
@@ -103,7 +99,6 @@ impl KeySpaces {
             block_size,
             hasher,
             keys: Vec::new(),
-            chain: ChainState::default(),
             spaces,
             space_of_pod,
         }
@@ -120,14 +115,14 @@ impl KeySpaces {
     pub fn hash(&mut self, prompt: &Prompt, cache_salt: Option<&str>) {
         let bs = self.block_size;
         self.keys.clear();
-        self.chain = ChainState::default();
+        let mut chain = ChainState::default();
         self.hasher
-            .prompt_keys(prompt, bs, cache_salt, &mut self.chain, &mut self.keys);
+            .prompt_keys(prompt, bs, cache_salt, &mut chain, &mut self.keys);
         for s in &mut self.spaces {
             s.keys.clear();
-            s.chain = ChainState::default();
+            let mut chain = ChainState::default();
             s.hasher
-                .prompt_keys(prompt, bs, cache_salt, &mut s.chain, &mut s.keys);
+                .prompt_keys(prompt, bs, cache_salt, &mut chain, &mut s.keys);
         }
     }
 
@@ -169,21 +164,6 @@ impl KeySpaces {
     /// pods that hash differently from the router).
     pub fn per_pod(&self) -> bool {
         self.mode == IndexKeys::Request && !self.spaces.is_empty()
-    }
-
-    /// The last prompt's keys for a pod hashing with `hasher` at
-    /// `block_size`, with the chain state they leave, if computed.
-    pub fn for_hasher(&self, hasher: &BlockHasher, block_size: u32) -> Option<PromptKeys<'_>> {
-        if block_size != self.block_size || self.keys.is_empty() {
-            return None;
-        }
-        if *hasher == self.hasher {
-            return Some(PromptKeys::Known(&self.keys, &self.chain));
-        }
-        self.spaces
-            .iter()
-            .find(|s| s.hasher == *hasher)
-            .map(|s| PromptKeys::Known(&s.keys, &s.chain))
     }
 }
 

@@ -832,9 +832,9 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
         self.dispatch(first_pod, now.add(delay), Box::new(first_leg));
     }
 
-    /// A copy of `req` hashed for `pod` (its block size and hasher may differ).
+    /// A copy of `req` for `pod`, which hashes it anew (its block size and
+    /// hasher may differ).
     fn build_request_like(&self, req: &PodRequest, pod: usize) -> PodRequest {
-        let sched = self.pods[pod].scheduler();
         let mut r = PodRequest::new(
             req.id,
             req.prompt.clone(),
@@ -843,20 +843,15 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             req.max_tokens,
             req.priority,
             req.arrival_key,
-            PromptKeys::Hash(sched.hasher()),
-            sched.config().block_size,
+            PromptKeys::Deferred,
+            self.pods[pod].scheduler().config().block_size,
         );
         r.times = req.times;
         r
     }
 
     fn build_request(&self, tr: TraceRequest, pod: usize) -> PodRequest {
-        let sched = self.pods[pod].scheduler();
-        let block_size = sched.config().block_size;
-        let known = match &self.routing {
-            Routing::Epp { router, .. } => router.last_prompt_keys(sched.hasher(), block_size),
-            Routing::Simple(_) => None,
-        };
+        let block_size = self.pods[pod].scheduler().config().block_size;
         let output = match tr.output_token_ids {
             Some(ids) => OutputTokens::Given(ids),
             None => OutputTokens::Synthetic(tr.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5eed),
@@ -869,7 +864,8 @@ impl<W: Iterator<Item = TraceRequest> + Send + 'static> Simulation<W> {
             tr.output_len,
             0,
             tr.arrival_ns,
-            known.unwrap_or(PromptKeys::Hash(sched.hasher())),
+            // The pod hashes the prompt on its own thread.
+            PromptKeys::Deferred,
             block_size,
         )
     }

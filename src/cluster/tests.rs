@@ -450,59 +450,42 @@ fn prefill_blocks_are_released_at_the_hold_timeout_when_no_pull_comes() {
     assert_eq!(out.n_hold_timeouts, 0);
 }
 
-/// The pod takes the router's prompt keys only when it would have computed
-/// the same ones: same hasher, same block size.
+/// A request dispatched unhashed gets, on reaching the pod, the keys and
+/// chain state the pod's hasher gives when hashing at once.
 #[test]
-fn pods_reuse_the_routers_prompt_keys_only_when_they_match() {
-    use crate::kv::hasher::BlockHasher;
+fn a_deferred_prompt_is_hashed_like_an_eager_one_on_reaching_the_pod() {
     use crate::pod::request::{OutputTokens, PodRequest, PromptKeys};
-    let text = "pods:\n  - {count: 2, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n";
-    let resolved = resolve(text);
-    let rng = RngStreams::new(1);
-    let pods = resolved.build_pods(&rng);
-    let cfg = crate::epp::config::load_yaml(
-        "plugins:\n- type: precise-prefix-cache-scorer\n  parameters: {tokenProcessorConfig: {blockSize: 16}}\n",
-    )
-    .unwrap();
+    let text = "pods:\n  - {count: 1, gpu: H100, model: Llama-3.2-1B}\nworkload: {trace: {path: unused.jsonl}}\n";
+    let pods = resolve(text).build_pods(&RngStreams::new(1));
     let hasher = pods[0].scheduler().hasher().clone();
-    let mut router = super::epp_router::EppRouter::new(
-        cfg,
-        &pods,
-        "m".into(),
-        rng.stream("epp.picker"),
-        false,
-        Default::default(),
-    );
     let req = workload(2, 1).remove(0);
-    router.route(&req, &pods, 0).unwrap();
     let build = |keys: PromptKeys<'_>| {
         PodRequest::new(
             0,
             req.prompt.clone(),
             None,
             OutputTokens::Constant(1),
-            4,
+            40,
             0,
             0,
             keys,
             16,
         )
     };
-    let known = router
-        .last_prompt_keys(&hasher, 16)
-        .expect("same hasher and size");
-    let hashed = build(PromptKeys::Hash(&hasher));
-    assert!(!hashed.block_hashes.is_empty());
-    assert_eq!(build(known).block_hashes, hashed.block_hashes);
-    assert!(router.last_prompt_keys(&hasher, 32).is_none());
-    let vllm = crate::kv::hash::VllmBlockHasher::new(
-        crate::kv::hash::HashAlgo::Sha256,
-        crate::compat::VllmVersion::V0_33,
-        Some("0"),
-    )
-    .unwrap();
-    let other = BlockHasher::Vllm(Box::new(vllm));
-    assert!(router.last_prompt_keys(&other, 16).is_none());
+    let eager = build(PromptKeys::Hash(&hasher));
+    let mut deferred = build(PromptKeys::Deferred);
+    assert!(deferred.block_hashes.is_empty());
+    deferred.hash_prompt(&hasher, 16);
+    assert!(!eager.block_hashes.is_empty());
+    assert_eq!(deferred.block_hashes, eager.block_hashes);
+    // Decoding on from there extends both chains alike; hashing again does nothing.
+    deferred.hash_prompt(&hasher, 16);
+    let (mut a, mut b) = (eager, deferred);
+    for _ in 0..40 {
+        a.append_output_token(&hasher, 16);
+        b.append_output_token(&hasher, 16);
+    }
+    assert_eq!(a.block_hashes, b.block_hashes);
 }
 
 /// Runs the test workload on 3 pods hashing with vLLM's algorithm under

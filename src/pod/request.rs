@@ -49,10 +49,9 @@ pub enum OutputTokens {
 pub enum PromptKeys<'a> {
     /// Hash the prompt with this hasher.
     Hash(&'a BlockHasher),
-    /// Already hashed, by the pod's hasher at the pod's block size (the
-    /// router hashed the prompt for its index lookup), with the chain
-    /// state the hashing left.
-    Known(&'a [u64], &'a ChainState),
+    /// Hashed by the pod's own hasher when the request reaches it
+    /// ([`PodRequest::hash_prompt`]): on the pod's thread, not the router's.
+    Deferred,
 }
 
 /// One request's engine-side state.
@@ -90,6 +89,8 @@ pub struct PodRequest {
     chain: ChainState,
     /// Block table: physical block ids in logical order.
     pub blocks: Vec<u32>,
+    /// Built with [`PromptKeys::Deferred`] and not hashed yet.
+    keys_deferred: bool,
     /// Leading blocks of the table that are already cached (hashed).
     pub num_cached_blocks: u32,
     /// Prefix-cache hit (tokens) at first admission, once admitted.
@@ -136,7 +137,9 @@ impl PodRequest {
         // Sized for the whole sequence: growing these per decode block costs
         // a copy of the table each time.
         let n_seq_blocks = (prompt_len + max_tokens).div_ceil(block_size.max(1)) as usize;
-        let mut block_hashes = Vec::with_capacity(n_seq_blocks);
+        let deferred = matches!(keys, PromptKeys::Deferred);
+        let n_reserved = if deferred { 0 } else { n_seq_blocks };
+        let mut block_hashes = Vec::with_capacity(n_reserved);
         let chain = match keys {
             PromptKeys::Hash(hasher) => {
                 let mut chain = ChainState::default();
@@ -149,11 +152,7 @@ impl PodRequest {
                 );
                 chain
             }
-            PromptKeys::Known(keys, chain) => {
-                debug_assert_eq!(keys.len() as u32, prompt_len / block_size.max(1));
-                block_hashes.extend_from_slice(keys);
-                chain.clone()
-            }
+            PromptKeys::Deferred => ChainState::default(),
         };
         PodRequest {
             id,
@@ -171,13 +170,32 @@ impl PodRequest {
             status: ReqStatus::Waiting,
             block_hashes,
             chain,
-            blocks: Vec::with_capacity(n_seq_blocks),
+            blocks: Vec::with_capacity(n_reserved),
+            keys_deferred: deferred,
             num_cached_blocks: 0,
             num_cached_tokens: None,
             num_scheduled_tokens_total: 0,
             times: RequestTimes::default(),
             kv_transfer: KvTransfer::Local,
         }
+    }
+
+    /// Hashes the prompt with `hasher` at `block_size` if it was built with
+    /// [`PromptKeys::Deferred`] (a pod calls this as the request reaches it).
+    pub fn hash_prompt(&mut self, hasher: &BlockHasher, block_size: u32) {
+        if !std::mem::take(&mut self.keys_deferred) {
+            return;
+        }
+        let n_seq_blocks = (self.prompt_len + self.max_tokens).div_ceil(block_size.max(1)) as usize;
+        self.block_hashes.reserve_exact(n_seq_blocks);
+        self.blocks.reserve_exact(n_seq_blocks);
+        hasher.prompt_keys(
+            &self.prompt,
+            block_size,
+            self.cache_salt.as_deref(),
+            &mut self.chain,
+            &mut self.block_hashes,
+        );
     }
 
     /// Prompt plus appended output tokens.

@@ -248,7 +248,8 @@ impl Scheduler {
     }
 
     /// Adds a request to the waiting queue.
-    pub fn add_request(&mut self, req: PodRequest) -> ReqSlot {
+    pub fn add_request(&mut self, mut req: PodRequest) -> ReqSlot {
+        req.hash_prompt(&self.hasher, self.cfg.block_size);
         let slot = match self.free_slots.pop() {
             Some(idx) => {
                 self.reqs[idx as usize] = Some(req);
