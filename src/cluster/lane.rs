@@ -189,7 +189,9 @@ impl Lane {
             let out = pod.on_step_end(now);
             self.step_end = out.next_step_end;
             n_finished = out.finished.len();
-            self.finished.extend(out.finished);
+            if n_finished > 0 {
+                self.finished.extend(out.finished);
+            }
         } else {
             let Reverse(i) = self.inbox.pop().expect("a dispatch is due");
             dispatch_seq = i.seq;

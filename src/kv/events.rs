@@ -178,6 +178,9 @@ impl EventLog {
     /// takes `other`'s buffers instead of a copy: logs are drained into
     /// empty ones most of the time.
     pub fn append(&mut self, other: &mut EventLog) {
+        if other.is_empty() {
+            return;
+        }
         if self.is_empty() {
             std::mem::swap(self, other);
             return;

@@ -107,6 +107,8 @@ pub struct Pod {
     pub role: Role,
     sched: Scheduler,
     step_model: Box<dyn StepTimeModel>,
+    /// The model's delay per output token, ns (read every step).
+    per_token_ns: u64,
     in_flight: VecDeque<InFlightStep>,
     /// Plans whose step ended, recycled so a step allocates nothing (kept
     /// boxed: they go back to `in_flight` without a copy).
@@ -153,6 +155,7 @@ impl Pod {
             name,
             role,
             sched,
+            per_token_ns: step_model.per_output_token_overhead().as_ns(),
             step_model,
             in_flight: VecDeque::new(),
             spare_plans: Vec::new(),
@@ -174,6 +177,7 @@ impl Pod {
     /// The pod with another step-time model (tests).
     #[cfg(test)]
     pub fn with_step_model(mut self, m: Box<dyn StepTimeModel>) -> Pod {
+        self.per_token_ns = m.per_output_token_overhead().as_ns();
         self.step_model = m;
         self
     }
@@ -300,7 +304,7 @@ impl Pod {
         let mut outcome = std::mem::take(&mut self.outcome);
         self.sched.update_from_output_into(&plan, &mut outcome);
         self.spare_plans.push(plan);
-        let per_token = self.step_model.per_output_token_overhead().as_ns();
+        let per_token = self.per_token_ns;
         let t = now.as_ns();
         // Output token k of a request is emitted `k` per-token overheads
         // after the step ends.
@@ -349,7 +353,7 @@ impl Pod {
         }
         let step = self.in_flight.front_mut().expect("two in flight");
         debug_assert_eq!(step.end, now);
-        let per_token = self.step_model.per_output_token_overhead().as_ns();
+        let per_token = self.per_token_ns;
         let t = now.as_ns();
         let itl = &mut self.counters.itl;
         let mut n_tokens = 0;
