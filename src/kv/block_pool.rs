@@ -145,11 +145,10 @@ impl BlockPool {
     /// Pops `n` blocks from the head of the free queue, evicting cached ones
     /// (one `BlockRemoved` each), and gives each a ref count of 1.
     pub fn get_new_blocks(&mut self, n: u32, out: &mut Vec<u32>) {
-        let start = out.len();
-        self.free.pop_front_n(n, out, &mut self.meta);
-        let popped = &out[start..];
         if !self.duplicates.is_empty() {
-            for &b in popped {
+            let start = out.len();
+            self.free.pop_front_n(n, out, &mut self.meta);
+            for &b in &out[start..] {
                 self.maybe_evict_cached_block(b);
                 debug_assert_eq!(self.meta[b as usize].ref_cnt(), 0);
                 self.meta[b as usize].add_ref();
@@ -157,18 +156,18 @@ impl BlockPool {
             return;
         }
         // Without duplicates a hashed block is the one cached under its
-        // hash: drop the hashes, then the map entries a run of keys at a time.
-        let evicted = &mut self.scratch_keys;
+        // hash: drop the hashes as the blocks leave the queue, then the map
+        // entries a run of keys at a time.
+        let (evicted, cached) = (&mut self.scratch_keys, &self.cached);
         evicted.clear();
-        for &b in popped {
-            let m = &mut self.meta[b as usize];
+        self.free.pop_front_n_with(n, out, &mut self.meta, |b, m| {
             debug_assert_eq!(m.ref_cnt(), 0);
             if m.has_hash() {
-                debug_assert_eq!(self.cached.get(m.hash), b);
+                debug_assert_eq!(cached.get(m.hash), b);
                 evicted.push(m.hash);
             }
             m.rc_flags = 1; // one reference, no hash
-        }
+        });
         self.cached.remove_each(evicted);
         if self.emit_events {
             self.events.push_removed(evicted);

@@ -589,7 +589,7 @@ mod tests {
         assert_eq!(run_len(&[1, 0, u64::MAX]), 2);
         assert_eq!(run_len(&[u64::MAX, 0]), 1);
         // Long runs, past the eight-at-a-time stretch, that wrap late.
-        let up: Vec<u64> = (0..20).map(|i| u64::MAX - 12 + i).collect();
+        let up: Vec<u64> = (0..20).map(|i| (u64::MAX - 12).wrapping_add(i)).collect();
         assert_eq!(leading_run(&up), (13, false));
         let down: Vec<u64> = (0..20).map(|i| 11u64.wrapping_sub(i)).collect();
         assert_eq!(leading_run(&down), (12, true));

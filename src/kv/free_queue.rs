@@ -93,6 +93,18 @@ impl FreeQueue {
     /// Moves the `n` blocks at the head to the end of `out` (head first),
     /// marking them not queued. There must be `n` blocks in the queue.
     pub fn pop_front_n(&mut self, n: u32, out: &mut Vec<u32>, at: &mut [impl QueuePos]) {
+        self.pop_front_n_with(n, out, at, |_, _| {});
+    }
+
+    /// [`FreeQueue::pop_front_n`], calling `f` with each popped block and
+    /// its record in the same pass.
+    pub fn pop_front_n_with<T: QueuePos>(
+        &mut self,
+        n: u32,
+        out: &mut Vec<u32>,
+        at: &mut [T],
+        mut f: impl FnMut(u32, &mut T),
+    ) {
         assert!(n <= self.len, "popping {n} of {} free blocks", self.len);
         out.reserve(n as usize);
         // Most pops meet no hole: copy the ids at once.
@@ -119,7 +131,9 @@ impl FreeQueue {
             }
         }
         for &b in &out[out.len() - n_slots..] {
-            at[b as usize].set_queue_pos(OUT);
+            let rec = &mut at[b as usize];
+            rec.set_queue_pos(OUT);
+            f(b, rec);
         }
         self.len -= n;
     }
