@@ -203,17 +203,31 @@ impl PodRequest {
         self.prompt_len + self.num_output_tokens
     }
 
-    /// Token id at position `pos` (prompt or output).
-    pub fn token_at(&self, pos: u32) -> u32 {
-        if pos < self.prompt_len {
-            return prompt_token_at(&self.prompt, pos);
+    /// The token ids at positions `start..start + out.len()`: a block's
+    /// worth at a time, the output kind decided once per call.
+    pub fn fill_tokens(&self, start: u32, out: &mut [u32]) {
+        let n_prompt = (self.prompt_len.saturating_sub(start) as usize).min(out.len());
+        let (prompt, output) = out.split_at_mut(n_prompt);
+        for (pos, t) in (start..).zip(prompt) {
+            *t = prompt_token_at(&self.prompt, pos);
         }
-        let k = pos - self.prompt_len;
+        let first = start + n_prompt as u32;
         match &self.output {
-            OutputTokens::Constant(t) => *t,
-            OutputTokens::Given(ids) if (k as usize) < ids.len() => ids[k as usize],
-            OutputTokens::Given(_) => synth_token(self.id ^ 0x6f75_7470_7574, pos),
-            OutputTokens::Synthetic(seed) => synth_token(*seed, pos),
+            OutputTokens::Constant(c) => output.fill(*c),
+            OutputTokens::Synthetic(seed) => {
+                for (pos, t) in (first..).zip(output) {
+                    *t = synth_token(*seed, pos);
+                }
+            }
+            OutputTokens::Given(ids) => {
+                for (pos, t) in (first..).zip(output) {
+                    let k = (pos - self.prompt_len) as usize;
+                    *t = match ids.get(k) {
+                        Some(&id) => id,
+                        None => synth_token(self.id ^ 0x6f75_7470_7574, pos),
+                    };
+                }
+            }
         }
     }
 
@@ -236,11 +250,65 @@ impl PodRequest {
         while (self.block_hashes.len() as u32) < n_full {
             let idx = self.block_hashes.len() as u32;
             let start = idx * block_size;
-            let toks: smallvec::SmallVec<[u32; 64]> = (start..start + block_size)
-                .map(|p| self.token_at(p))
-                .collect();
+            let mut toks: smallvec::SmallVec<[u32; 64]> =
+                smallvec::smallvec![0; block_size as usize];
+            self.fill_tokens(start, &mut toks);
             let k = hasher.next_key(&mut self.chain, idx, &toks, self.cache_salt.as_deref());
             self.block_hashes.push(k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Token `pos` as the trace and the output kind define it, one at a time.
+    fn token(r: &PodRequest, pos: u32) -> u32 {
+        if pos < r.prompt_len {
+            return prompt_token_at(&r.prompt, pos);
+        }
+        let k = (pos - r.prompt_len) as usize;
+        match &r.output {
+            OutputTokens::Constant(t) => *t,
+            OutputTokens::Given(ids) if k < ids.len() => ids[k],
+            OutputTokens::Given(_) => synth_token(r.id ^ 0x6f75_7470_7574, pos),
+            OutputTokens::Synthetic(seed) => synth_token(*seed, pos),
+        }
+    }
+
+    proptest! {
+        /// A stretch of tokens, across the prompt's end or not, is the
+        /// tokens one by one.
+        #[test]
+        fn filled_tokens_are_the_tokens_one_by_one(
+            prompt in prop::collection::vec(0u32..1000, 1..40),
+            kind in 0u8..3,
+            given in prop::collection::vec(0u32..1000, 0..10),
+            start in 0u32..60,
+            len in 0usize..40,
+        ) {
+            let output = match kind {
+                0 => OutputTokens::Constant(7),
+                1 => OutputTokens::Given(given),
+                _ => OutputTokens::Synthetic(99),
+            };
+            let r = PodRequest::new(
+                5,
+                Prompt::Tokens(prompt),
+                None,
+                output,
+                100,
+                0,
+                0,
+                PromptKeys::Deferred,
+                16,
+            );
+            let mut got = vec![0; len];
+            r.fill_tokens(start, &mut got);
+            let want: Vec<u32> = (start..start + len as u32).map(|p| token(&r, p)).collect();
+            prop_assert_eq!(got, want);
         }
     }
 }
