@@ -134,11 +134,12 @@ impl PodRequest {
         block_size: u32,
     ) -> PodRequest {
         let prompt_len = prompt.n_tokens();
-        // Sized for the whole sequence: growing these per decode block costs
-        // a copy of the table each time.
-        let n_seq_blocks = (prompt_len + max_tokens).div_ceil(block_size.max(1)) as usize;
         let deferred = matches!(keys, PromptKeys::Deferred);
-        let n_reserved = if deferred { 0 } else { n_seq_blocks };
+        let n_reserved = if deferred {
+            0
+        } else {
+            seq_blocks(prompt_len, max_tokens, block_size)
+        };
         let mut block_hashes = Vec::with_capacity(n_reserved);
         let chain = match keys {
             PromptKeys::Hash(hasher) => {
@@ -186,7 +187,7 @@ impl PodRequest {
         if !std::mem::take(&mut self.keys_deferred) {
             return;
         }
-        let n_seq_blocks = (self.prompt_len + self.max_tokens).div_ceil(block_size.max(1)) as usize;
+        let n_seq_blocks = seq_blocks(self.prompt_len, self.max_tokens, block_size);
         self.block_hashes.reserve_exact(n_seq_blocks);
         self.blocks.reserve_exact(n_seq_blocks);
         hasher.prompt_keys(
@@ -257,6 +258,12 @@ impl PodRequest {
             self.block_hashes.push(k);
         }
     }
+}
+
+/// Blocks of a whole sequence: the block table and keys are sized for it,
+/// since growing them per decode block costs a copy of the table each time.
+fn seq_blocks(prompt_len: u32, max_tokens: u32, block_size: u32) -> usize {
+    (prompt_len + max_tokens).div_ceil(block_size.max(1)) as usize
 }
 
 #[cfg(test)]

@@ -242,9 +242,7 @@ impl RooflineModel {
             + self.fixed_gpu_ns
             + self.per_request_ns * n_requests
     }
-}
 
-impl RooflineModel {
     /// [`RooflineModel::gpu_time_ns`] of a step without prefill, most steps
     /// of a run. The same sum in the same order, less the prefill terms:
     /// those are +0.0, which leaves a positive sum as it is, bit for bit.
